@@ -71,3 +71,31 @@ func Unmarshal(b []byte) (*Info, error) {
 	}
 	return info, nil
 }
+
+// ExtractText returns the searchable text of a message read from r: the
+// header field values (unfolded, encoded-words decoded) and the body text
+// (transfer encodings and charsets decoded, text parts only), both UTF-8,
+// each cut at maxBytes (0: no limit). Case folding is the caller's.
+//
+// This first version returns the raw header and body; the decoding walk
+// is being written with Parse.
+func ExtractText(r io.Reader, info *Info, maxBytes int) (header, body string, err error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", "", err
+	}
+	if info != nil && info.Root.BodyStart <= int64(len(b)) {
+		header, body = string(b[:info.Root.BodyStart]), string(b[info.Root.BodyStart:])
+	} else {
+		body = string(b)
+	}
+	if maxBytes > 0 {
+		if len(header) > maxBytes {
+			header = header[:maxBytes]
+		}
+		if len(body) > maxBytes {
+			body = body[:maxBytes]
+		}
+	}
+	return header, body, nil
+}
