@@ -13,7 +13,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -76,14 +81,87 @@ func VerifyPassword(hash, password string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// Authenticator checks credentials against the store.
+// ErrThrottled is returned, without checking the password, when too many
+// failed attempts for the account or from the address are pending (see
+// Throttle). It matches ErrFailed under errors.Is, so front ends that only
+// know ErrFailed treat it as a failed login.
+var ErrThrottled = fmt.Errorf("%w: too many failed attempts, try later", ErrFailed)
+
+// Authenticator checks credentials against the store and throttles failed
+// attempts. Set the fields before first use and don't change them later;
+// the zero value of every field but Store is usable. An Authenticator must
+// not be copied after first use.
 type Authenticator struct {
 	Store store.Store
+	// Throttle sets the delays after failures (zero: defaults).
+	Throttle Throttle
+	// Trusted networks are exempt from per-address throttling (not from
+	// per-account throttling). nil means DefaultTrusted (loopback); an
+	// empty non-nil slice trusts nobody.
+	Trusted []netip.Prefix
+	// Logger gets one line per authentication result (remote, user,
+	// result, never the password). nil: no log lines.
+	Logger *slog.Logger
+	// MaxConcurrent bounds password checks running at once (each argon2id
+	// check uses 19 MiB). 0 means 4 per CPU.
+	MaxConcurrent int
+	// Now and Sleep replace the clock and the wait in tests. nil: the real
+	// ones. Sleep must return ctx.Err() if ctx ends first.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	semOnce sync.Once
+	sem     chan struct{}
 }
 
 // Authenticate checks address and password and returns the account.
-// remote is the client's IP address (for throttling and logs).
+// remote is the client's IP address, with or without a port (for
+// throttling and logs). Failures return ErrFailed (or ErrThrottled, which
+// wraps it) and never say whether the address exists; other errors are
+// the store's (e.g. store.ErrUnavailable) or ctx's.
 func (a *Authenticator) Authenticate(ctx context.Context, remote, address, password string) (store.Account, error) {
+	keys := a.keys(remote, address)
+	wait, ok := a.admit(keys, a.now())
+	if !ok {
+		a.log(ctx, remote, address, "throttled", wait)
+		return store.Account{}, ErrThrottled
+	}
+	acct, err := a.check(ctx, wait, address, password)
+	switch {
+	case err == nil:
+		a.done(keys, a.now(), succeeded)
+		a.log(ctx, remote, acct.Address, "ok", wait)
+		return acct, nil
+	case errors.Is(err, ErrFailed):
+		a.done(keys, a.now(), failed)
+		a.log(ctx, remote, address, "fail", wait)
+		return store.Account{}, err
+	default:
+		// Not the client's fault: not counted as a failure.
+		a.done(keys, a.now(), neutral)
+		return store.Account{}, err
+	}
+}
+
+func (a *Authenticator) check(ctx context.Context, wait time.Duration, address, password string) (store.Account, error) {
+	if err := a.sleep(ctx, wait); err != nil {
+		return store.Account{}, err
+	}
+	a.semOnce.Do(func() {
+		n := a.MaxConcurrent
+		if n <= 0 {
+			n = 4 * runtime.GOMAXPROCS(0)
+		}
+		a.sem = make(chan struct{}, n)
+	})
+	select {
+	case a.sem <- struct{}{}:
+		defer func() { <-a.sem }()
+	case <-ctx.Done():
+		return store.Account{}, ctx.Err()
+	}
 	acct, err := a.Store.Account(ctx, address)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check so that timing does not
@@ -98,6 +176,17 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote, address, passw
 		return store.Account{}, ErrFailed
 	}
 	return acct, nil
+}
+
+func (a *Authenticator) log(ctx context.Context, remote, user, result string, wait time.Duration) {
+	if a.Logger == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if result != "ok" {
+		level = slog.LevelWarn
+	}
+	a.Logger.Log(ctx, level, "auth", "remote", remote, "user", user, "result", result, "wait", wait)
 }
 
 var dummyHash, _ = HashPassword("skrytka-dummy-password")
