@@ -430,8 +430,9 @@ func writeBase64(b *bytes.Buffer, r *rand.Rand, n int) {
 	b.WriteString("\r\n")
 }
 
+// crlf turns every line ending (LF or CRLF) into CRLF.
 func crlf(s string) string {
-	return strings.ReplaceAll(s, "\n", "\r\n")
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
 }
 
 // Checked is the result of Verify.

@@ -22,8 +22,8 @@ func TestDeterministicAndVerifiable(t *testing.T) {
 			if c.Index != i || c.Seed != 42 {
 				t.Fatalf("message %d: verify says %+v", i, c)
 			}
-			if bytes.Contains(a, []byte("\n")) && bytes.Count(a, []byte("\n")) != bytes.Count(a, []byte("\r\n")) {
-				t.Fatalf("message %d has a bare LF", i)
+			if bytes.Count(a, []byte("\n")) != bytes.Count(a, []byte("\r\n")) || bytes.Count(a, []byte("\r")) != bytes.Count(a, []byte("\r\n")) {
+				t.Fatalf("message %d has a bare LF or CR", i)
 			}
 			for _, line := range bytes.Split(a, []byte("\r\n")) {
 				if len(line) > 998 {

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# bench/compare.sh: run Skrytka and Dovecot side by side on this machine and
+# print one table of medians with the ratio Skrytka/Dovecot.
+#
+#   bench/compare.sh            full run (sizes as in issue 8; takes long)
+#   bench/compare.sh -quick     small sizes, 3 rounds, a few minutes
+#   SERVERS=dovecot bench/compare.sh -quick    one server only
+#
+# Every size is an environment variable (see "knobs" below and
+# bench/README.md). The script installs Dovecot from Debian's packages if it
+# is absent, writes both servers' configuration into a temporary directory
+# (WORK), loads the same corpus into both over LMTP, then for each round
+# starts each server in turn (A B A B ...), measures its start-up, runs the
+# workloads against it and stops it by its pid. Only one server runs at a
+# time. Results are appended to $WORK/results.jsonl; the table is printed at
+# the end and written to $WORK/table.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+QUICK=${QUICK:-0}
+for a in "$@"; do
+	case "$a" in
+	-quick) QUICK=1 ;;
+	-h | -help | --help)
+		sed -n '2,17p' "$0"
+		exit 0
+		;;
+	*)
+		echo "unknown argument $a" >&2
+		exit 2
+		;;
+	esac
+done
+
+# knobs (environment variables win over these defaults)
+if [ "$QUICK" = 1 ]; then
+	: "${ROUNDS:=3}" "${PER_USER:=40}" "${MAX_BYTES:=262144}" "${BIG_N:=5000}" "${IDLE_N:=300}"
+	: "${CLIENTS:=50}" "${MIX_DUR:=10s}" "${DELIVER_DUR:=5s}" "${SESSIONS:=20}" "${POP3_CLIENTS:=20}"
+else
+	: "${ROUNDS:=3}" "${PER_USER:=100}" "${MAX_BYTES:=4194304}" "${BIG_N:=100000}" "${IDLE_N:=5000}"
+	: "${CLIENTS:=50}" "${MIX_DUR:=30s}" "${DELIVER_DUR:=10s}" "${SESSIONS:=20}" "${POP3_CLIENTS:=20}"
+fi
+: "${SERVERS:=skrytka dovecot}"
+: "${WORKLOADS:=1,2,3,4,5,6}"
+: "${SEED:=1}"
+: "${LOAD_SESSIONS:=20}"
+: "${PASSWORD:=bench-password}"
+: "${DOMAIN:=bench.test}"
+WORK=${WORK:-$(mktemp -d /tmp/skrytka-bench.XXXXXX)}
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+mkdir -p "$WORK/bin"
+RESULTS=$WORK/results.jsonl
+
+# ports: Dovecot 20xxx, Skrytka 21xxx, loopback only
+D_IMAP=20143 D_POP3=20110 D_LMTP=20024
+S_IMAP=21143 S_POP3=21110 S_SMTP=21025 S_LMTP=21024 S_SUBM=21587
+
+log() { printf '%s compare: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+cd "$repo"
+log "work dir $WORK"
+go build -o "$WORK/bin/skrytka-bench" ./bench/cmd/skrytka-bench
+case " $SERVERS " in *" skrytka "*) go build -o "$WORK/bin/skrytka" ./cmd/skrytka ;; esac
+BENCH=$WORK/bin/skrytka-bench
+
+common=(-domain "$DOMAIN" -password "$PASSWORD" -seed "$SEED" -sessions "$SESSIONS"
+	-clients "$CLIENTS" -pop3-clients "$POP3_CLIENTS" -per-user "$PER_USER" -max-bytes "$MAX_BYTES"
+	-big "$BIG_N" -idle "$IDLE_N" -mix-dur "$MIX_DUR" -deliver-dur "$DELIVER_DUR" -load-sessions "$LOAD_SESSIONS")
+mapfile -t USERS < <("$BENCH" users "${common[@]}")
+
+# Thousands of IDLE connections: Dovecot's imap processes each want an
+# inotify instance (else they fall back to polling every 30 s), and every
+# connection needs a file descriptor on both sides.
+ulimit -n "$(ulimit -Hn)" || true
+want_inotify=$((IDLE_N + 1024))
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt "$want_inotify" ]; then
+	sysctl -q -w fs.inotify.max_user_instances="$want_inotify" ||
+		log "could not raise fs.inotify.max_user_instances; Dovecot IDLE may fall back to polling"
+fi
+
+wait_port() { # host port seconds
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	return 1
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+stop_pid() { # pid: TERM, then KILL after 30 s
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- Dovecot
+setup_dovecot() {
+	if ! command -v dovecot >/dev/null || ! [ -e /usr/lib/dovecot/lmtp ] || ! [ -e /usr/lib/dovecot/pop3 ]; then
+		log "installing Dovecot from Debian's packages"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -q dovecot-imapd dovecot-pop3d dovecot-lmtpd >/dev/null ||
+			{ apt-get update -q >/dev/null && apt-get install -y -q dovecot-imapd dovecot-pop3d dovecot-lmtpd >/dev/null; }
+	fi
+	# The package's own instance must not hold our ports; we never start it.
+	id skbench >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin skbench
+	local uid gid d=$WORK/dovecot
+	uid=$(id -u skbench) gid=$(id -g skbench)
+	mkdir -p "$d/run" "$d/state" "$d/mail" "$d/log"
+	chown skbench:skbench "$d/mail"
+	local hash
+	hash=$("$BENCH" hash -password "$PASSWORD")
+	: >"$d/users"
+	for u in "${USERS[@]}"; do
+		printf '%s:{ARGON2ID}%s\n' "$u" "$hash" >>"$d/users"
+	done
+	chmod 644 "$d/users"
+	local nproc
+	nproc=$(nproc)
+	cat >"$d/dovecot.conf" <<EOF
+# Written by bench/compare.sh. Settings that differ from Debian's defaults,
+# and why, are listed in bench/README.md.
+instance_name = skbench
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/log/dovecot.log
+listen = 127.0.0.1
+protocols = imap pop3 lmtp
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+mail_uid = $uid
+mail_gid = $gid
+first_valid_uid = $uid
+last_valid_uid = $uid
+first_valid_gid = $gid
+mail_location = maildir:$d/mail/%d/%n/Maildir
+postmaster_address = postmaster@$DOMAIN
+passdb {
+  driver = passwd-file
+  args = username_format=%u $d/users
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$d/mail/%d/%n
+}
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+auth_cache_verify_password_with_worker = yes
+default_process_limit = $((IDLE_N + 1000))
+default_client_limit = $((IDLE_N * 2 + 1000))
+default_vsz_limit = 1G
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $D_IMAP
+  }
+  inet_listener imaps {
+    port = 0
+  }
+  service_count = 0
+  process_min_avail = $nproc
+  client_limit = $((IDLE_N + 1000))
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $D_POP3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+  service_count = 0
+  process_min_avail = $nproc
+}
+service imap {
+  process_limit = $((IDLE_N + 1000))
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $D_LMTP
+  }
+}
+service auth {
+  client_limit = $((IDLE_N * 2 + 1000))
+}
+service anvil {
+  client_limit = $((IDLE_N * 2 + 1000))
+}
+protocol imap {
+  mail_max_userip_connections = $((IDLE_N + 1000))
+}
+protocol pop3 {
+  mail_max_userip_connections = 100
+}
+EOF
+	dovecot -n -c "$d/dovecot.conf" >"$d/effective.conf" 2>"$d/config-check.log" ||
+		{ cat "$d/config-check.log" >&2; exit 1; }
+}
+
+start_dovecot() { # sets PID, T0
+	T0=$(date +%s%N)
+	dovecot -F -c "$WORK/dovecot/dovecot.conf" >>"$WORK/dovecot/log/stdout.log" 2>&1 &
+	PID=$!
+	wait_port 127.0.0.1 $D_IMAP 60 || { tail -20 "$WORK/dovecot/log/dovecot.log" >&2; exit 1; }
+	TARGET=(-name dovecot -imap $D_IMAP -pop3 $D_POP3 -lmtp $D_LMTP -pids "$PID")
+}
+
+# ---------------------------------------------------------------- Skrytka
+setup_skrytka() {
+	local d=$WORK/skrytka
+	mkdir -p "$d"
+	cat >"$d/skrytka.toml" <<EOF
+# Written by bench/compare.sh.
+data_dir = "$d/data"
+hostname = "bench.localhost"
+domains = ["$DOMAIN"]
+
+[imap]
+listen = "127.0.0.1:$S_IMAP"
+tls_listen = ""
+
+[pop3]
+listen = "127.0.0.1:$S_POP3"
+tls_listen = ""
+
+[smtp]
+listen = "127.0.0.1:$S_SMTP"
+
+[lmtp]
+listen = "127.0.0.1:$S_LMTP"
+
+[submission]
+listen = "127.0.0.1:$S_SUBM"
+tls_listen = ""
+
+[auth]
+allow_plaintext = "loopback"
+
+[limits]
+max_connections = $((IDLE_N * 2 + 1000))
+EOF
+	for u in "${USERS[@]}"; do
+		printf '%s\n' "$PASSWORD" | "$WORK/bin/skrytka" user add "$u" -password-stdin -config "$d/skrytka.toml" >/dev/null
+	done
+}
+
+start_skrytka() { # sets PID, T0, TARGET
+	T0=$(date +%s%N)
+	"$WORK/bin/skrytka" serve -config "$WORK/skrytka/skrytka.toml" >>"$WORK/skrytka/serve.log" 2>&1 &
+	PID=$!
+	local p any=0
+	for p in $S_IMAP $S_LMTP; do
+		if wait_port 127.0.0.1 "$p" 20; then any=1; break; fi
+	done
+	[ $any = 1 ] || { tail -20 "$WORK/skrytka/serve.log" >&2; exit 1; }
+	sleep 0.2
+	TARGET=(-name skrytka -pids "$PID")
+	for pair in imap:$S_IMAP pop3:$S_POP3 smtp:$S_SMTP lmtp:$S_LMTP; do
+		if port_open "${pair#*:}"; then
+			TARGET+=(-"${pair%%:*}" "${pair#*:}")
+		else
+			log "skrytka: no ${pair%%:*} listener yet; its workloads are skipped"
+		fi
+	done
+}
+
+# ---------------------------------------------------------------- run
+for s in $SERVERS; do
+	"setup_$s"
+	"start_$s"
+	log "$s: loading corpus: $PER_USER messages into each of $(( CLIENTS > POP3_CLIENTS ? CLIENTS : POP3_CLIENTS )) accounts, $BIG_N into big@"
+	"$BENCH" load -what users "${common[@]}" "${TARGET[@]}"
+	"$BENCH" load -what big "${common[@]}" "${TARGET[@]}"
+	stop_pid "$PID"
+done
+
+total_msgs=$((BIG_N + PER_USER * (CLIENTS > POP3_CLIENTS ? CLIENTS : POP3_CLIENTS)))
+for ((r = 1; r <= ROUNDS; r++)); do
+	for s in $SERVERS; do
+		log "round $r: $s"
+		"start_$s"
+		"$BENCH" startup "${common[@]}" "${TARGET[@]}" -t0-ns "$T0" -startup-want "$BIG_N" \
+			-startup-total "$total_msgs" -round "$r" -out "$RESULTS"
+		"$BENCH" run "${common[@]}" "${TARGET[@]}" -w "$WORKLOADS" -round "$r" -out "$RESULTS" ||
+			{ stop_pid "$PID"; exit 1; }
+		stop_pid "$PID"
+	done
+done
+
+{
+	echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(dovecot --version | cut -d' ' -f1) Dovecot, $ROUNDS rounds, medians."
+	echo "Sizes: PER_USER=$PER_USER MAX_BYTES=$MAX_BYTES BIG_N=$BIG_N IDLE_N=$IDLE_N CLIENTS=$CLIENTS MIX_DUR=$MIX_DUR DELIVER_DUR=$DELIVER_DUR SESSIONS=$SESSIONS POP3_CLIENTS=$POP3_CLIENTS"
+	echo
+	"$BENCH" table -a skrytka -b dovecot "$RESULTS"
+} | tee "$WORK/table.md"
+log "results in $RESULTS, table in $WORK/table.md"
