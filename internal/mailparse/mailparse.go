@@ -11,7 +11,10 @@
 // Offsets are byte positions in the message as stored (CRLF line endings).
 package mailparse
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Info is everything parsed from one message.
 type Info struct {
@@ -26,8 +29,12 @@ type Info struct {
 }
 
 // Envelope holds the raw (undecoded, as in the header, unfolded) values of
-// the fields of an IMAP ENVELOPE. A nil/empty string means the header is
-// absent.
+// the fields of an IMAP ENVELOPE. An empty string means the header is
+// absent, unless its bit is set in Present (a field present with an empty
+// value is sent as "" rather than NIL). An address list is nil when the
+// field is absent or holds no address; Sender and Reply-To are kept as in
+// the header (the RFC 9051 §7.5.2 default to From is applied by
+// EffectiveSender and EffectiveReplyTo, and by imapwire).
 type Envelope struct {
 	Date      string
 	Subject   string
@@ -39,6 +46,35 @@ type Envelope struct {
 	Bcc       []Address
 	InReplyTo string
 	MessageID string
+	Present   EnvField
+}
+
+// EnvField is a bit set of the string fields of an Envelope.
+type EnvField uint8
+
+const (
+	EnvDate EnvField = 1 << iota
+	EnvSubject
+	EnvInReplyTo
+	EnvMessageID
+)
+
+// EffectiveSender is Sender, or From when Sender is absent or empty
+// (RFC 9051 §7.5.2).
+func (e *Envelope) EffectiveSender() []Address {
+	if len(e.Sender) == 0 {
+		return e.From
+	}
+	return e.Sender
+}
+
+// EffectiveReplyTo is Reply-To, or From when Reply-To is absent or empty
+// (RFC 9051 §7.5.2).
+func (e *Envelope) EffectiveReplyTo() []Address {
+	if len(e.ReplyTo) == 0 {
+		return e.From
+	}
+	return e.ReplyTo
 }
 
 // Address is one address of an address list. A group is represented as in
@@ -54,15 +90,18 @@ type Address struct {
 	GroupEnd   bool
 }
 
-// Param is one Content-Type or Content-Disposition parameter, in order.
-// RFC 2231 continuations are joined; the value is as it should be shown to
-// an IMAP client (see package doc of imapwire for the decoding rules).
+// Param is one Content-Type or Content-Disposition parameter, in header
+// order, the name spelled as in the header (compare names with
+// strings.EqualFold or use Part.Param). RFC 2231 continuations are joined
+// ("name*0", "name*1" become "name"); a charset-encoded value keeps the
+// name "name*" and its charset'language'%XX form, which IMAP clients
+// decode (use DecodeParam for the UTF-8 text).
 type Param struct{ Name, Value string }
 
 // Part is one MIME entity.
 type Part struct {
-	Type     string // lower-case media type, e.g. "text"
-	Subtype  string // lower-case, e.g. "plain"
+	Type     string // lower-case media type, e.g. "text"; default text (message in multipart/digest)
+	Subtype  string // lower-case, e.g. "plain"; default plain (rfc822 in multipart/digest)
 	Params   []Param
 	ID       string // Content-ID, raw
 	Desc     string // Content-Description, raw
@@ -71,17 +110,39 @@ type Part struct {
 	// Disposition is the Content-Disposition type (lower-case), "" if absent.
 	Disposition       string
 	DispositionParams []Param
-	Language          []string // Content-Language tags
-	Location          string   // Content-Location
+	// HasDisposition is set when the Content-Disposition field is present,
+	// even if its value could not be parsed (Disposition is then "").
+	HasDisposition bool
+	Language       []string // Content-Language tags
+	Location       string   // Content-Location
 	// Byte offsets into the message: the part's header starts at
 	// HeaderStart, its body at BodyStart, and the body ends at End
 	// (exclusive). For the root part HeaderStart is 0 and End the size.
 	HeaderStart, BodyStart, End int64
-	// Lines is the number of lines of the body (text/* and message/rfc822).
+	// Lines is the number of line breaks in the body; IMAP reports it
+	// for text/* and message/rfc822 parts.
 	Lines int64
 	// Children are the parts of a multipart, or the single encapsulated
 	// message of a message/rfc822 (or message/global) part.
 	Children []Part
-	// Envelope is set for message/rfc822 and message/global parts.
+	// Envelope is set for message/rfc822 and message/global parts whose
+	// content was parsed (Children then holds the encapsulated message).
 	Envelope *Envelope
 }
+
+// Param returns the value of the parameter name (case-insensitive), or "".
+func (p *Part) Param(name string) string {
+	for _, x := range p.Params {
+		if strings.EqualFold(x.Name, name) {
+			return x.Value
+		}
+	}
+	return ""
+}
+
+// IsMultipart reports whether p is a multipart entity.
+func (p *Part) IsMultipart() bool { return p.Type == "multipart" }
+
+// IsMessage reports whether p is an encapsulated message whose structure
+// was parsed (message/rfc822 or message/global).
+func (p *Part) IsMessage() bool { return p.Envelope != nil && len(p.Children) == 1 }
