@@ -1,0 +1,196 @@
+package imapd
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// selected is the state of the selected mailbox.
+type selected struct {
+	mbox     store.Mailbox // as of SELECT (ID, Name, UIDValidity)
+	readOnly bool
+	t        *tracker
+	// modseq is the sync cursor: changes up to it have been taken in.
+	modseq store.ModSeq
+	dirty  bool
+	// pendingExpunge: UIDs gone in the store but still numbered here,
+	// waiting for a command during which EXPUNGE may be sent.
+	pendingExpunge []store.UID
+	// pendingFlags: flag changes by others, to send as FETCH.
+	pendingFlags []store.FlagUpdate
+	// reported: flag states this session already sent (its own STORE).
+	reported   map[store.UID]store.ModSeq
+	sentExists uint32
+	// recent: UIDs that are \Recent in this session (rev1 only).
+	recent store.UIDSet
+	// searchRes is the saved SEARCH result ($, RFC 5182).
+	searchRes store.UIDSet
+}
+
+// cmdSelect handles SELECT and EXAMINE: RFC 9051 §6.3.2, §6.3.3; CONDSTORE
+// and QRESYNC parameters (RFC 7162 §3.1.8, §3.2.5).
+func cmdSelect(c *conn, cmd *command) error {
+	d := cmd.d
+	readOnly := cmd.name == "EXAMINE"
+	d.sp()
+	name, nameErr := c.mailboxArg(d)
+	var condstore bool
+	var qr *qresyncParams
+	if d.maybe(' ') {
+		d.list(false, func() {
+			switch strings.ToUpper(d.atom()) {
+			case "CONDSTORE":
+				condstore = true
+			case "QRESYNC":
+				d.sp()
+				qr = d.qresyncParams()
+			default:
+				d.fail("unknown SELECT parameter")
+			}
+		})
+	}
+	if err := d.end(); err != nil {
+		return err
+	}
+	if qr != nil && !c.qresync {
+		// RFC 7162 §3.2.5: QRESYNC must be enabled first.
+		return bad("", "QRESYNC is not enabled")
+	}
+	if c.sel != nil {
+		// RFC 7162 §3.2.11, RFC 9051 §7.1: the old mailbox is closed.
+		c.sel = nil
+		c.state = stateAuth
+		c.sendString("* OK [CLOSED] previous mailbox closed")
+	}
+	if nameErr != nil {
+		return nameErr
+	}
+	if condstore {
+		c.condstore = true
+	}
+	st := c.srv.opts.Store
+	mb, err := st.Mailbox(c.ctx, c.acct.ID, name)
+	if err != nil {
+		return err
+	}
+	if mb.NoSelect {
+		return no("CANNOT", "mailbox cannot hold messages")
+	}
+	mb, uids, err := st.SelectState(c.ctx, c.acct.ID, mb.ID)
+	if err != nil {
+		return err
+	}
+	s := &selected{
+		mbox:     mb,
+		readOnly: readOnly,
+		t:        newTracker(uids),
+		modseq:   mb.HighestModSeq,
+	}
+	if !c.rev2 && len(uids) > 0 {
+		first := mb.RecentUID
+		if !readOnly {
+			if first, err = st.ClaimRecent(c.ctx, c.acct.ID, mb.ID); err != nil {
+				return err
+			}
+		}
+		if first != 0 && first <= uids[len(uids)-1] {
+			s.recent = store.UIDSet{{Start: first, Stop: uids[len(uids)-1]}}
+		}
+	}
+	c.out = append(c.out[:0], `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft)`...)
+	c.send(c.out)
+	if readOnly {
+		c.sendString("* OK [PERMANENTFLAGS ()] read-only mailbox")
+	} else {
+		c.sendString(`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] flags permitted`)
+	}
+	c.sendf("* %d EXISTS", s.t.count())
+	s.sentExists = s.t.count()
+	if !c.rev2 {
+		c.sendf("* %d RECENT", s.recentCount())
+		if mb.Unseen > 0 {
+			if seq := c.firstUnseen(s); seq > 0 {
+				c.sendf("* OK [UNSEEN %d] first unseen", seq)
+			}
+		}
+	}
+	c.sendf("* OK [UIDVALIDITY %d] UIDs valid", mb.UIDValidity)
+	c.sendf("* OK [UIDNEXT %d] predicted next UID", mb.UIDNext)
+	c.sendf("* OK [HIGHESTMODSEQ %d] highest modseq", mb.HighestModSeq)
+	if c.rev2 {
+		b := append(c.out[:0], "* LIST () \"/\" "...)
+		c.out = c.appendMailboxName(b, mb.Name)
+		c.send(c.out)
+	}
+	if qr != nil && qr.uidValidity == mb.UIDValidity {
+		if err := c.qresyncSelect(s, qr); err != nil {
+			return err
+		}
+	}
+	c.sel = s
+	c.state = stateSelected
+	code := "READ-WRITE"
+	if readOnly {
+		code = "READ-ONLY"
+	}
+	return c.ok(cmd, code, cmd.name+" completed")
+}
+
+func (s *selected) recentCount() uint32 {
+	var n uint32
+	for _, r := range s.recent {
+		n += uint32(setCount(s.t.appendUIDRange(nil, r.Start, r.Stop)))
+	}
+	return n
+}
+
+func (s *selected) isRecent(uid store.UID) bool { return s.recent.Contains(uid) }
+
+var errStop = errors.New("stop")
+
+// firstUnseen finds the sequence number of the first message without
+// \Seen (RFC 3501 §6.3.1 UNSEEN); it reads flags only.
+func (c *conn) firstUnseen(s *selected) uint32 {
+	max := s.t.max()
+	if max == 0 {
+		return 0
+	}
+	var found store.UID
+	err := c.srv.opts.Store.Messages(c.ctx, c.acct.ID, s.mbox.ID, store.UIDSet{{Start: 1, Stop: max}}, store.FetchOptions{}, func(m *store.Message) error {
+		if m.Flags.Sys&store.FlagSeen == 0 {
+			found = m.UID
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return 0
+	}
+	return s.t.seq(found)
+}
+
+// cmdClose handles CLOSE (RFC 9051 §6.4.1: expunge silently unless
+// read-only) and UNSELECT (RFC 3691).
+func cmdClose(c *conn, cmd *command) error {
+	if err := cmd.d.end(); err != nil {
+		return err
+	}
+	s := c.sel
+	if cmd.name == "CLOSE" && !s.readOnly {
+		if _, err := c.expungeDeleted(s, nil); err != nil {
+			return err
+		}
+	}
+	c.sel = nil
+	c.state = stateAuth
+	return c.ok(cmd, "", cmd.name+" completed")
+}
+
+func (c *conn) appendMailboxName(b []byte, name string) []byte {
+	return appendAStringName(b, c.wireName(name), c.utf8)
+}
+
+func appendNum(b []byte, n uint64) []byte { return strconv.AppendUint(b, n, 10) }

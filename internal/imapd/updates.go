@@ -1,0 +1,190 @@
+package imapd
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// pollChanges takes the change hints that arrived, without blocking.
+func (c *conn) pollChanges() {
+	if c.sub == nil {
+		return
+	}
+	for {
+		select {
+		case ch, ok := <-c.sub.C():
+			if !ok {
+				c.sub = nil
+				return
+			}
+			c.noteChange(ch)
+		default:
+			return
+		}
+	}
+}
+
+func (c *conn) noteChange(ch store.Change) {
+	s := c.sel
+	if s == nil {
+		return
+	}
+	if ch.Kind == store.ChangeOverflow || ch.Mailbox == s.mbox.ID && ch.Kind != store.ChangeMailboxes {
+		s.dirty = true
+	}
+}
+
+// sendUpdates writes the selected mailbox's pending changes: FETCH for flag
+// changes, EXPUNGE or VANISHED (if allowed), EXISTS and RECENT.
+func (c *conn) sendUpdates(allowExpunge bool) {
+	c.pollChanges()
+	s := c.sel
+	if s == nil {
+		return
+	}
+	if s.dirty {
+		if err := c.syncSelected(s); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				// The mailbox was deleted or renamed away by another session.
+				c.sendString("* BYE [CLOSED] mailbox no longer exists")
+				c.sel = nil
+				c.state = stateLogout
+				return
+			}
+			c.log.Warn("reading mailbox changes", "err", err)
+		}
+	}
+	for _, u := range s.pendingFlags {
+		seq := s.t.seq(u.UID)
+		if seq == 0 {
+			continue
+		}
+		c.sendFlagsFetch(seq, u.UID, u.Flags, u.ModSeq, s, false)
+	}
+	s.pendingFlags = s.pendingFlags[:0]
+	if allowExpunge && len(s.pendingExpunge) > 0 {
+		c.sendExpunged(s, s.pendingExpunge)
+		s.pendingExpunge = s.pendingExpunge[:0]
+	}
+	if n := s.t.count(); n != s.sentExists {
+		c.sendf("* %d EXISTS", n)
+		if !c.rev2 {
+			c.sendf("* %d RECENT", s.recentCount())
+		}
+		s.sentExists = n
+	}
+}
+
+// sendExpunged removes uids (ascending) from the tracker and reports them:
+// VANISHED under QRESYNC (RFC 7162 §3.2.10), else one EXPUNGE each.
+func (c *conn) sendExpunged(s *selected, uids []store.UID) {
+	var gone []store.UID
+	for _, u := range uids {
+		seq := s.t.remove(u)
+		if seq == 0 {
+			continue
+		}
+		if !c.qresync {
+			c.sendf("* %d EXPUNGE", seq)
+		}
+		gone = append(gone, u)
+	}
+	if c.qresync && len(gone) > 0 {
+		b := append(c.out[:0], "* VANISHED "...)
+		b = appendUIDList(b, gone)
+		c.out = b
+		c.send(b)
+	}
+	s.sentExists = s.t.count()
+}
+
+// syncSelected re-reads what changed since the cursor.
+func (c *conn) syncSelected(s *selected) error {
+	delta, err := c.srv.opts.Store.Changes(c.ctx, c.acct.ID, s.mbox.ID, s.modseq)
+	if err != nil {
+		return err
+	}
+	var added []store.UID
+	max := s.t.max()
+	for i := range delta.Messages {
+		m := &delta.Messages[i]
+		switch {
+		case m.UID > max:
+			added = append(added, m.UID)
+		case s.t.contains(m.UID):
+			if ms, ok := s.reported[m.UID]; ok && ms >= m.ModSeq {
+				continue
+			}
+			s.pendingFlags = append(s.pendingFlags, store.FlagUpdate{
+				UID: m.UID, Flags: copyFlags(m.Flags), ModSeq: m.ModSeq,
+			})
+		}
+	}
+	for _, u := range delta.Vanished {
+		if s.t.contains(u) && !slices.Contains(s.pendingExpunge, u) {
+			s.pendingExpunge = append(s.pendingExpunge, u)
+		}
+	}
+	slices.Sort(s.pendingExpunge)
+	for _, u := range added {
+		s.t.add(u)
+	}
+	if len(added) > 0 && !c.rev2 {
+		first := added[0]
+		if !s.readOnly {
+			r, err := c.srv.opts.Store.ClaimRecent(c.ctx, c.acct.ID, s.mbox.ID)
+			if err == nil && r > first {
+				first = r
+			}
+		} else if delta.Mailbox.RecentUID > first {
+			first = delta.Mailbox.RecentUID
+		}
+		if last := added[len(added)-1]; first <= last {
+			s.recent = append(s.recent, store.UIDRange{Start: first, Stop: last})
+		}
+	}
+	if delta.Mailbox.HighestModSeq > s.modseq {
+		s.modseq = delta.Mailbox.HighestModSeq
+	}
+	s.reported = nil
+	s.dirty = false
+	return nil
+}
+
+func copyFlags(f store.Flags) store.Flags {
+	return store.Flags{Sys: f.Sys, Keywords: slices.Clone(f.Keywords)}
+}
+
+// expungeDeleted expunges the messages with \Deleted (within only, if not
+// nil) and returns their UIDs. Only flags are read.
+func (c *conn) expungeDeleted(s *selected, only store.UIDSet) ([]store.UID, error) {
+	st := c.srv.opts.Store
+	mb, err := st.MailboxByID(c.ctx, c.acct.ID, s.mbox.ID)
+	if err != nil {
+		return nil, err
+	}
+	if mb.Deleted == 0 {
+		return nil, nil
+	}
+	set := only
+	if set == nil {
+		max := s.t.max()
+		if max == 0 {
+			return nil, nil
+		}
+		set = store.UIDSet{{Start: 1, Stop: max}}
+	}
+	var del []store.UID
+	err = st.Messages(c.ctx, c.acct.ID, s.mbox.ID, set, store.FetchOptions{}, func(m *store.Message) error {
+		if m.Flags.Sys&store.FlagDeleted != 0 && s.t.contains(m.UID) {
+			del = append(del, m.UID)
+		}
+		return nil
+	})
+	if err != nil || len(del) == 0 {
+		return nil, err
+	}
+	return st.Expunge(c.ctx, c.acct.ID, s.mbox.ID, store.UIDSetOf(del...))
+}
