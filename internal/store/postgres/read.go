@@ -1,0 +1,253 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skrytka/skrytka/internal/mailparse"
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// messagesBatch is how many rows Messages reads per query: rows are read
+// into memory and the connection is returned before fn runs, so a slow
+// client never holds a connection.
+const messagesBatch = 500
+
+// SelectState implements store.Store. One statement gives one snapshot.
+func (s *Store) SelectState(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.Mailbox, []store.UID, error) {
+	if s.isClosed() {
+		return store.Mailbox{}, nil, store.ErrClosed
+	}
+	var uids []int64
+	dest, finish := mailboxDest()
+	row := s.pool.QueryRow(ctx, `SELECT `+mailboxCols+`, coalesce((SELECT array_agg(uid ORDER BY uid) FROM messages WHERE mailbox_id = x.id), '{}')
+		FROM mailboxes x WHERE id = $1 AND account_id = $2`, mbox, acct)
+	err := row.Scan(append(dest, &uids)...)
+	if err != nil {
+		return store.Mailbox{}, nil, translate(err)
+	}
+	m := finish()
+	if m.NoSelect {
+		return store.Mailbox{}, nil, store.ErrNoSelect
+	}
+	out := make([]store.UID, len(uids))
+	for i, u := range uids {
+		out[i] = store.UID(u)
+	}
+	return m, out, nil
+}
+
+// ClaimRecent implements store.Store.
+func (s *Store) ClaimRecent(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.UID, error) {
+	var old int64
+	var noselect bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `UPDATE mailboxes m SET recent_uid = m.uidnext
+			FROM (SELECT id, recent_uid, noselect FROM mailboxes WHERE id = $1 AND account_id = $2 FOR NO KEY UPDATE) AS o
+			WHERE m.id = o.id RETURNING o.recent_uid, o.noselect`, mbox, acct).Scan(&old, &noselect)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if noselect {
+		return 0, store.ErrNoSelect
+	}
+	return store.UID(old), nil
+}
+
+// checkMailbox verifies that mbox belongs to acct.
+func (s *Store) checkMailbox(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, acct store.AccountID, mbox store.MailboxID) error {
+	var one int
+	return translate(q.QueryRow(ctx, `SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2`, mbox, acct).Scan(&one))
+}
+
+// Messages implements store.Store.
+func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uids store.UIDSet, opts store.FetchOptions, fn func(*store.Message) error) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	if err := s.checkMailbox(ctx, s.pool, acct, mbox); err != nil {
+		return err
+	}
+	starts, stops := normSet(uids)
+	if len(starts) == 0 {
+		return nil
+	}
+	cols := `m.id, m.uid, m.modseq, m.sys_flags, m.keywords, m.internal_date, m.size`
+	join := ``
+	if opts.Parsed {
+		cols += `, b.parsed`
+		join = ` JOIN bodies b ON b.id = m.body_id`
+	}
+	q := `SELECT ` + cols + ` FROM ` + uidRanges("$2", "$3") + ` JOIN messages m ON m.uid BETWEEN r.lo AND r.hi` + join + `
+		WHERE m.mailbox_id = $1 AND m.uid > $4 ORDER BY m.uid LIMIT ` + fmt.Sprint(messagesBatch)
+	var after int64
+	for {
+		batch, err := s.readMessages(ctx, q, opts.Parsed, mbox, mbox, starts, stops, after)
+		if err != nil {
+			return err
+		}
+		for i := range batch {
+			if err := fn(&batch[i]); err != nil {
+				return err
+			}
+		}
+		if len(batch) < messagesBatch {
+			return nil
+		}
+		after = int64(batch[len(batch)-1].UID)
+	}
+}
+
+func (s *Store) readMessages(ctx context.Context, q string, parsed bool, mbox store.MailboxID, args ...any) ([]store.Message, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []store.Message
+	for rows.Next() {
+		var m store.Message
+		var id, uid, modseq int64
+		var sys int32
+		var kws []string
+		var raw []byte
+		dest := []any{&id, &uid, &modseq, &sys, &kws, &m.InternalDate, &m.Size}
+		if parsed {
+			dest = append(dest, &raw)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, translate(err)
+		}
+		m.ID, m.Mailbox, m.UID, m.ModSeq = store.MessageID(id), mbox, store.UID(uid), store.ModSeq(modseq)
+		m.Flags = store.Flags{Sys: store.SysFlags(sys), Keywords: nilIfEmpty(kws)}
+		m.InternalDate = m.InternalDate.UTC()
+		if parsed {
+			info, err := mailparse.Unmarshal(raw)
+			if err != nil {
+				return nil, fmt.Errorf("%w: stored metadata of message %d: %v", store.ErrUnavailable, id, err)
+			}
+			m.Parsed = info
+		}
+		out = append(out, m)
+	}
+	return out, translate(rows.Err())
+}
+
+// OpenMessage implements store.Store. Reads use ctx.
+func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uid store.UID) (store.MessageReader, error) {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	var body, size int64
+	err := s.pool.QueryRow(ctx, `SELECT m.body_id, b.size FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id JOIN bodies b ON b.id = m.body_id
+		WHERE m.mailbox_id = $1 AND x.account_id = $2 AND m.uid = $3`, mbox, acct, int64(uid)).Scan(&body, &size)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return s.bodies.Open(ctx, body, size)
+}
+
+// Changes implements store.Store. It reads in one snapshot.
+func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.MailboxID, since store.ModSeq) (store.Delta, error) {
+	var d store.Delta
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		d = store.Delta{}
+		m, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1 AND account_id = $2`, mbox, acct))
+		if err != nil {
+			return err
+		}
+		d.Mailbox = m
+		rows, err := tx.Query(ctx, `SELECT id, uid, modseq, sys_flags, keywords, internal_date, size
+			FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mbox, int64(since))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var msg store.Message
+			var id, uid, modseq int64
+			var sys int32
+			var kws []string
+			if err := rows.Scan(&id, &uid, &modseq, &sys, &kws, &msg.InternalDate, &msg.Size); err != nil {
+				rows.Close()
+				return err
+			}
+			msg.ID, msg.Mailbox, msg.UID, msg.ModSeq = store.MessageID(id), mbox, store.UID(uid), store.ModSeq(modseq)
+			msg.Flags = store.Flags{Sys: store.SysFlags(sys), Keywords: nilIfEmpty(kws)}
+			msg.InternalDate = msg.InternalDate.UTC()
+			d.Messages = append(d.Messages, msg)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mbox, int64(since))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var uid int64
+			if err := rows.Scan(&uid); err != nil {
+				return err
+			}
+			d.Vanished = append(d.Vanished, store.UID(uid))
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.Delta{}, err
+	}
+	return d, nil
+}
+
+// SearchText implements store.Store. Text and needle are folded the same
+// way (foldText) at staging and here; the match is strpos on the stored
+// folded text.
+func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store.MailboxID, candidates []store.UID, scope store.TextScope, needle string) ([]store.UID, error) {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	if err := s.checkMailbox(ctx, s.pool, acct, mbox); err != nil {
+		return nil, err
+	}
+	if candidates != nil && len(candidates) == 0 {
+		return nil, nil
+	}
+	var cond string
+	switch scope {
+	case store.TextHeader:
+		cond = `strpos(b.header_text, $3) > 0`
+	case store.TextBody:
+		cond = `strpos(b.body_text, $3) > 0`
+	default:
+		cond = `(strpos(b.header_text, $3) > 0 OR strpos(b.body_text, $3) > 0)`
+	}
+	var cand []int64
+	if candidates != nil {
+		cand = make([]int64, len(candidates))
+		for i, u := range candidates {
+			cand[i] = int64(u)
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.uid FROM messages m JOIN bodies b ON b.id = m.body_id
+		WHERE m.mailbox_id = $1 AND ($2::bigint[] IS NULL OR m.uid = ANY($2)) AND `+cond+` ORDER BY m.uid`,
+		mbox, cand, foldText(needle))
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []store.UID
+	for rows.Next() {
+		var uid int64
+		if err := rows.Scan(&uid); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, store.UID(uid))
+	}
+	return out, translate(rows.Err())
+}

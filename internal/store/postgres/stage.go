@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/text/cases"
+
+	"github.com/skrytka/skrytka/internal/mailparse"
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// staged is a body written by Stage: CRLF-normalised bytes in an unlinked
+// temporary file on this node, plus what was parsed from them.
+//
+// Streaming: Stage copies the message through a 32 KiB buffer into the
+// file, and Append/Deliver copy it from the file into the BodyStore in
+// chunks (ChunkBytes), so a 50 MB message costs a few hundred KiB of heap,
+// not 50 MB (mailparse and ExtractText read from the file too; the kept
+// search text is capped by MaxTextBytes).
+//
+// Durability: the staged file is not durable and need not be: nothing was
+// acknowledged yet. The body becomes durable with the commit of the
+// Append or Deliver that stores it. The file is unlinked right after it is
+// created, so a crashed node leaves nothing behind; the descriptor is
+// closed by Discard (or the finalizer of os.File).
+//
+// Once committed, the staged body is known by its bodies row; appending it
+// again shares that row.
+type staged struct {
+	s      *Store
+	f      *os.File
+	size   int64
+	info   *mailparse.Info
+	parsed []byte
+	header string // folded search text
+	body   string
+
+	mu        sync.Mutex
+	bodyID    int64 // set once committed
+	discarded bool
+}
+
+func (st *staged) Size() int64           { return st.size }
+func (st *staged) Info() *mailparse.Info { return st.info }
+
+// Discard drops the staged file. After a commit the body lives on in the
+// database.
+func (st *staged) Discard() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.discarded {
+		return nil
+	}
+	st.discarded = true
+	var err error
+	if st.f != nil {
+		err = st.f.Close()
+		st.f = nil
+	}
+	st.header, st.body, st.parsed = "", "", nil
+	return err
+}
+
+// committed records that the body now lives in bodies row id; the file
+// and the search text are no longer needed (Append took ownership).
+func (st *staged) committed(id int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.bodyID == 0 {
+		st.bodyID = id
+	}
+	if st.f != nil {
+		st.f.Close()
+		st.f = nil
+	}
+	st.header, st.body, st.parsed = "", "", nil
+}
+
+// Stage implements store.Store.
+func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.Staged, error) {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	f, err := os.CreateTemp(s.opts.TempDir, "skrytka-stage-*")
+	if err != nil {
+		return nil, fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err)
+	}
+	os.Remove(f.Name())
+	fail := func(err error) (store.Staged, error) {
+		f.Close()
+		return nil, err
+	}
+	st := &staged{s: s, f: f}
+	fw := bufio.NewWriterSize(f, 64<<10)
+	in := make([]byte, 32<<10)
+	out := make([]byte, 0, 64<<10)
+	prevCR := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		n, rerr := r.Read(in)
+		if n > 0 {
+			out = out[:0]
+			for _, c := range in[:n] {
+				if c == '\n' && !prevCR {
+					out = append(out, '\r')
+				}
+				out = append(out, c)
+				prevCR = c == '\r'
+			}
+			st.size += int64(len(out))
+			if maxBytes > 0 && st.size > maxBytes {
+				return fail(store.ErrTooLarge)
+			}
+			if _, err := fw.Write(out); err != nil {
+				return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fail(fmt.Errorf("stage: read: %w", rerr))
+		}
+	}
+	if err := fw.Flush(); err != nil {
+		return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
+	}
+	info, err := mailparse.Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10))
+	if err != nil {
+		return fail(fmt.Errorf("stage: parse: %w", err))
+	}
+	header, body, err := mailparse.ExtractText(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10), info, s.opts.MaxTextBytes)
+	if err != nil {
+		return fail(fmt.Errorf("stage: text: %w", err))
+	}
+	if st.parsed, err = info.Marshal(); err != nil {
+		return fail(fmt.Errorf("stage: marshal: %w", err))
+	}
+	st.info = info
+	st.header = foldText(header)
+	st.body = foldText(body)
+	return st, nil
+}
+
+// foldText is the case folding SearchText applies to text and needle. It
+// also makes the text storable in a PostgreSQL text column (valid UTF-8,
+// no NUL).
+func foldText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
+	return cases.Fold().String(s)
+}
+
+// stagedOf checks that b is a usable body staged by this store.
+func (s *Store) stagedOf(b store.Staged) (*staged, error) {
+	st, ok := b.(*staged)
+	if !ok || st.s != s {
+		return nil, store.ErrNotStagedHere
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.discarded && st.bodyID == 0 {
+		return nil, fmt.Errorf("%w: staged body was discarded", store.ErrNotFound)
+	}
+	return st, nil
+}
+
+// storeBody returns the bodies row of st, inserting it (with zero
+// references) and writing the bytes to the BodyStore the first time.
+func (w *wtx) storeBody(st *staged) (int64, error) {
+	st.mu.Lock()
+	id, f := st.bodyID, st.f
+	st.mu.Unlock()
+	if id != 0 {
+		return id, nil
+	}
+	if f == nil {
+		return 0, fmt.Errorf("%w: staged body was discarded", store.ErrNotFound)
+	}
+	err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (size, parsed, header_text, body_text) VALUES ($1, $2, $3, $4) RETURNING id`,
+		st.size, st.parsed, st.header, st.body).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	if err := w.s.bodies.Put(w.ctx, w.tx, id, io.NewSectionReader(f, 0, st.size), st.size); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
