@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("size %d vs %d", len(b), st.Size())
 	}
 	var got []store.Message
-	if err := s.Messages(ctx, a.ID, inbox.ID, store.UIDSet{{1, 10}}, store.FetchOptions{Parsed: true}, func(m *store.Message) error {
+	if err := s.Messages(ctx, a.ID, inbox.ID, store.UIDSet{{Start: 1, Stop: 10}}, store.FetchOptions{Parsed: true}, func(m *store.Message) error {
 		got = append(got, *m)
 		return nil
 	}); err != nil {
@@ -75,7 +75,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil || len(uids) != 1 {
 		t.Fatalf("search %v %v", uids, err)
 	}
-	fr, err := s.SetFlags(ctx, a.ID, inbox.ID, store.UIDSet{{1, 1}}, store.FlagsAdd, store.Flags{Sys: store.FlagSeen}, 0)
+	fr, err := s.SetFlags(ctx, a.ID, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{Sys: store.FlagSeen}, 0)
 	if err != nil || len(fr.Updated) != 1 {
 		t.Fatalf("setflags %+v %v", fr, err)
 	}
@@ -83,7 +83,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil || m.Messages != 1 || m.Unseen != 0 || len(uidl) != 1 {
 		t.Fatalf("select %+v %v %v", m, uidl, err)
 	}
-	ex, err := s.Expunge(ctx, a.ID, inbox.ID, store.UIDSet{{1, 5}})
+	ex, err := s.Expunge(ctx, a.ID, inbox.ID, store.UIDSet{{Start: 1, Stop: 5}})
 	if err != nil || len(ex) != 1 {
 		t.Fatalf("expunge %v %v", ex, err)
 	}
