@@ -24,7 +24,7 @@ func (l *lexer) skipCFWS() bool {
 				c := l.s[l.i]
 				l.i++
 				if c == '\\' {
-					l.i++
+					l.i = min(l.i+1, len(l.s))
 				} else if c == '(' {
 					depth++
 				} else if c == ')' {

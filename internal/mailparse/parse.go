@@ -174,7 +174,7 @@ type rawHeader struct {
 // readHeader consumes a header block up to and including the blank line
 // that ends it. It stops early, without consuming, at a boundary line of an
 // enclosing multipart (a part with a header and no body).
-func (p *parser) readHeader(h *rawHeader) {
+func (p *parser) readHeader(h *rawHeader) (cut bool) {
 	var cur fieldKind
 	var curBuf []byte
 	kept := 0
@@ -187,6 +187,7 @@ func (p *parser) readHeader(h *rawHeader) {
 	}
 	for !p.eof {
 		if _, ok := p.matchBoundary(); ok {
+			cut = true
 			break
 		}
 		line := p.line
@@ -226,6 +227,7 @@ func (p *parser) readHeader(h *rawHeader) {
 		p.advance()
 	}
 	flush()
+	return cut
 }
 
 // entity parses one MIME entity starting at the current line: its header,
@@ -235,7 +237,7 @@ func (p *parser) entity(part *Part, defType, defSub string, depth int, env *Enve
 	p.parts++
 	part.HeaderStart = p.lineStart
 	var h rawHeader
-	p.readHeader(&h)
+	cut := p.readHeader(&h)
 	part.BodyStart = p.lineStart
 	if p.eof {
 		part.BodyStart = p.off
@@ -252,6 +254,18 @@ func (p *parser) entity(part *Part, defType, defSub string, depth int, env *Enve
 		boundary = part.Param("boundary")
 	}
 	switch {
+	case cut:
+		// The header ran into a boundary of an enclosing multipart: no
+		// body at all, whatever the type says.
+		part.End, part.Lines = part.BodyStart, 0
+		p.nlAtEnd = p.nl
+		if isMessage(part) {
+			part.Envelope = new(Envelope)
+			part.Children = []Part{{Type: "text", Subtype: "plain", Params: []Param{{"charset", "us-ascii"}},
+				HeaderStart: part.BodyStart, BodyStart: part.BodyStart, End: part.BodyStart}}
+		}
+		h, _ := p.matchBoundary()
+		return h
 	case boundary != "" && depth < maxDepth && p.parts < maxParts:
 		hit = p.multipart(part, boundary, depth)
 	case isMessage(part) && depth < maxDepth && p.parts < maxParts:
@@ -280,6 +294,12 @@ func (p *parser) entity(part *Part, defType, defSub string, depth int, env *Enve
 		}
 	}
 	part.End, part.Lines = p.endOffsets(part.BodyStart, nlAtBody)
+	if n := len(part.Children); n > 0 && part.Children[n-1].End > part.End {
+		// The last part's header ended with the blank line right before
+		// the boundary; that line break stays inside the part.
+		part.End = part.Children[n-1].End
+		part.Lines++
+	}
 	return hit
 }
 
