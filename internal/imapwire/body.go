@@ -96,7 +96,8 @@ func appendBody(dst []byte, p *mailparse.Part, ext, utf8OK bool, depth int) []by
 			dst = appendBody(dst, &p.Children[i], ext, utf8OK, depth+1)
 		}
 		dst = append(dst, ' ')
-		dst = AppendString(dst, p.Subtype, utf8OK)
+		_, sub := spelling(p)
+		dst = AppendString(dst, sub, utf8OK)
 		if ext {
 			// body-ext-mpart: params, disposition, language, location
 			dst = append(dst, ' ')
@@ -107,9 +108,10 @@ func appendBody(dst []byte, p *mailparse.Part, ext, utf8OK bool, depth int) []by
 	}
 
 	// body-type-1part: body-fields = params id desc encoding size
-	dst = AppendString(dst, p.Type, utf8OK)
+	typ, sub := spelling(p)
+	dst = AppendString(dst, typ, utf8OK)
 	dst = append(dst, ' ')
-	dst = AppendString(dst, p.Subtype, utf8OK)
+	dst = AppendString(dst, sub, utf8OK)
 	dst = append(dst, ' ')
 	dst = appendParams(dst, p.Params, utf8OK)
 	dst = append(dst, ' ')
@@ -150,6 +152,14 @@ func appendBody(dst []byte, p *mailparse.Part, ext, utf8OK bool, depth int) []by
 		dst = appendExtTail(dst, p, utf8OK)
 	}
 	return append(dst, ')')
+}
+
+// spelling returns the media type and subtype as written in the message.
+func spelling(p *mailparse.Part) (typ, sub string) {
+	if t, s, ok := strings.Cut(p.TypeSpelling, "/"); ok && strings.EqualFold(t, p.Type) && strings.EqualFold(s, p.Subtype) {
+		return t, s
+	}
+	return p.Type, p.Subtype
 }
 
 // appendExtTail appends SP disposition SP language SP location.

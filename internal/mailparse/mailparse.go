@@ -100,13 +100,18 @@ type Param struct{ Name, Value string }
 
 // Part is one MIME entity.
 type Part struct {
-	Type     string // lower-case media type, e.g. "text"; default text (message in multipart/digest)
-	Subtype  string // lower-case, e.g. "plain"; default plain (rfc822 in multipart/digest)
-	Params   []Param
-	ID       string // Content-ID, raw
-	Desc     string // Content-Description, raw
-	Encoding string // Content-Transfer-Encoding as given (IMAP upper-cases), "" = 7bit
-	MD5      string // Content-MD5, raw
+	Type    string // lower-case media type, e.g. "text"; default text (message in multipart/digest)
+	Subtype string // lower-case, e.g. "plain"; default plain (rfc822 in multipart/digest)
+	// TypeSpelling is "Type/Subtype" as written in the header when that
+	// differs from the lower-case form (e.g. "Text/Plain"), else "".
+	// Media types are case-insensitive (RFC 2045 §5.1); IMAP output uses
+	// the original spelling, as Dovecot does, code should use Type/Subtype.
+	TypeSpelling string
+	Params       []Param
+	ID           string // Content-ID, raw
+	Desc         string // Content-Description, raw
+	Encoding     string // Content-Transfer-Encoding as given (IMAP upper-cases), "" = 7bit
+	MD5          string // Content-MD5, raw
 	// Disposition is the Content-Disposition type (lower-case), "" if absent.
 	Disposition       string
 	DispositionParams []Param

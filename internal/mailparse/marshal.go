@@ -23,7 +23,7 @@ import (
 //	root envelope
 //	parts in breadth-first order, so that each part's children are
 //	consecutive: type, subtype, id, desc, encoding, md5, disposition,
-//	location, flags (1 HasDisposition, 2 has envelope), params,
+//	location, type spelling, flags (1 HasDisposition, 2 has envelope), params,
 //	disposition params, languages, HeaderStart, BodyStart-HeaderStart,
 //	End-BodyStart, Lines, number of children, [envelope]
 //	envelope: present bits, date, subject, in-reply-to, message-id, then
@@ -71,7 +71,7 @@ func (info *Info) Marshal() ([]byte, error) {
 	b = appendStr(b, info.Preview)
 	b = appendEnvelope(b, &info.Envelope)
 	for _, p := range order {
-		for _, s := range []string{p.Type, p.Subtype, p.ID, p.Desc, p.Encoding, p.MD5, p.Disposition, p.Location} {
+		for _, s := range []string{p.Type, p.Subtype, p.ID, p.Desc, p.Encoding, p.MD5, p.Disposition, p.Location, p.TypeSpelling} {
 			b = appendStr(b, s)
 		}
 		var flags byte
@@ -266,6 +266,7 @@ func Unmarshal(b []byte) (*Info, error) {
 		p := &parts[i]
 		p.Type, p.Subtype, p.ID, p.Desc = d.str(), d.str(), d.str(), d.str()
 		p.Encoding, p.MD5, p.Disposition, p.Location = d.str(), d.str(), d.str(), d.str()
+		p.TypeSpelling = d.str()
 		flags := d.byte1()
 		p.HasDisposition = flags&1 != 0
 		p.Params = d.params(&params)

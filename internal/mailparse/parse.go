@@ -25,6 +25,7 @@ const (
 	maxParts        = 10000    // entities in one message
 	maxFieldBytes   = 64 << 10 // one kept header field
 	maxHeaderFields = 1000     // kept fields per header block
+	maxKeptBytes    = 4 << 20  // kept header bytes in the whole message
 	previewRawBytes = 16 << 10 // raw body bytes kept for the preview
 	previewRunes    = 200      // RFC 8970 §3: at most 200 characters
 )
@@ -68,6 +69,7 @@ type parser struct {
 
 	bounds []string // open boundaries, innermost last, each with "--" prefix
 	parts  int
+	kept   int // header bytes kept so far (maxKeptBytes)
 
 	previewPart *Part
 	previewBuf  []byte
@@ -182,6 +184,7 @@ func (p *parser) readHeader(h *rawHeader) (cut bool) {
 		if cur != fieldOther && (!h.seen[cur] || cur >= fieldDate) {
 			h.seen[cur] = true
 			h.fields[cur] = curBuf
+			p.kept += len(curBuf)
 		}
 		cur, curBuf = fieldOther, nil
 	}
@@ -208,7 +211,7 @@ func (p *parser) readHeader(h *rawHeader) (cut bool) {
 				continue
 			}
 			flush()
-			if name, at, ok := fieldName(line); ok && kept < maxHeaderFields {
+			if name, at, ok := fieldName(line); ok && kept < maxHeaderFields && p.kept < maxKeptBytes {
 				// MIME fields: the first occurrence counts; envelope
 				// fields: the last, as Dovecot does.
 				if k := kindOf(name); k != fieldOther && (!h.seen[k] || k >= fieldDate) {
@@ -348,6 +351,9 @@ func applyMIME(part *Part, h *rawHeader, defType, defSub string) {
 	if h.seen[fieldContentType] {
 		if t, s, params, ok := parseContentType(unfold(h.fields[fieldContentType])); ok {
 			part.Type, part.Subtype, part.Params = strings.ToLower(t), strings.ToLower(s), params
+			if part.Type != t || part.Subtype != s {
+				part.TypeSpelling = t + "/" + s
+			}
 		}
 	}
 	if part.Type == "text" && part.Param("charset") == "" {

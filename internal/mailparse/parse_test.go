@@ -2,9 +2,11 @@ package mailparse
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -394,5 +396,69 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(bytes.NewReader(msg)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// bigMessage streams a message with a huge base64 attachment without ever
+// holding it.
+type bigMessage struct {
+	head, tail []byte
+	n          int64 // body octets still to produce
+	line       []byte
+	pos        int
+}
+
+func (m *bigMessage) Read(b []byte) (int, error) {
+	if len(m.head) > 0 {
+		n := copy(b, m.head)
+		m.head = m.head[n:]
+		return n, nil
+	}
+	if m.n > 0 {
+		total := 0
+		for len(b) > 0 && m.n > 0 {
+			n := copy(b, m.line[m.pos:])
+			if int64(n) > m.n {
+				n = int(m.n)
+			}
+			m.pos = (m.pos + n) % len(m.line)
+			m.n -= int64(n)
+			b = b[n:]
+			total += n
+		}
+		return total, nil
+	}
+	if len(m.tail) > 0 {
+		n := copy(b, m.tail)
+		m.tail = m.tail[n:]
+		return n, nil
+	}
+	return 0, io.EOF
+}
+
+func TestParseStreamsLargeMessage(t *testing.T) {
+	const bodySize = 50 << 20
+	line := []byte(strings.Repeat("QUJD", 19) + "\r\n") // 78 octets
+	head := crlf("Subject: big\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhello\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n")
+	tail := crlf("\n--b--\n")
+	m := &bigMessage{head: []byte(head), tail: []byte(tail), n: bodySize - bodySize%int64(len(line)), line: line}
+	total := int64(len(head)) + m.n + int64(len(tail))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	info, err := Parse(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if info.Root.End != total || len(info.Root.Children) != 2 {
+		t.Fatalf("size %d (want %d), %d parts", info.Root.End, total, len(info.Root.Children))
+	}
+	att := &info.Root.Children[1]
+	if att.End-att.BodyStart != total-int64(len(head))-int64(len(tail)) {
+		t.Errorf("attachment size %d", att.End-att.BodyStart)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("parsing a %d MB message allocated %d bytes; it must stream", total>>20, alloc)
 	}
 }

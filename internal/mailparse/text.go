@@ -274,15 +274,12 @@ func decodeBase64(raw []byte) []byte {
 		case c == '/':
 			v = 63
 		case c == '=':
-			n = -1
-		default:
-			continue
-		}
-		if n < 0 {
 			// Padding ends a group; a new group may follow (some
 			// agents concatenate encoded chunks).
-			n = 0
-			acc = 0
+			out = flushBase64(out, acc, n)
+			n, acc = 0, 0
+			continue
+		default:
 			continue
 		}
 		acc = acc<<6 | uint32(v)
@@ -293,6 +290,12 @@ func decodeBase64(raw []byte) []byte {
 			n, acc = 0, 0
 		}
 	}
+	return flushBase64(out, acc, n)
+}
+
+// flushBase64 appends the octets of an incomplete final group of n
+// characters.
+func flushBase64(out []byte, acc uint32, n int) []byte {
 	switch n {
 	case 2:
 		out = append(out, byte(acc>>4))
