@@ -1,0 +1,287 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/skrytka/skrytka/internal/mailparse"
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// messagesPage is how many rows Messages reads per query. Rows are read in
+// pages so that no read transaction stays open while the callback runs (a
+// slow client must not hold a snapshot, nor a connection).
+const messagesPage = 512
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// readTx runs fn in a read transaction: one consistent snapshot.
+func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	defer tx.Rollback()
+	return translate(fn(tx))
+}
+
+// SelectState implements store.Store.
+func (s *Store) SelectState(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.Mailbox, []store.UID, error) {
+	var m store.Mailbox
+	var uids []store.UID
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		m, err = scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND id = ?`, acct, mbox))
+		if err != nil {
+			return err
+		}
+		if m.NoSelect {
+			return store.ErrNoSelect
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid`, mbox)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		uids = make([]store.UID, 0, m.Messages)
+		for rows.Next() {
+			var u store.UID
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			uids = append(uids, u)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.Mailbox{}, nil, err
+	}
+	return m, uids, nil
+}
+
+// ownMailbox checks that mbox belongs to acct.
+func (s *Store) ownMailbox(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.Mailbox, error) {
+	m, err := s.MailboxByID(ctx, acct, mbox)
+	if err != nil {
+		return m, err
+	}
+	if m.NoSelect {
+		return m, store.ErrNoSelect
+	}
+	return m, nil
+}
+
+func zoneTime(unix int64, off int) time.Time {
+	return time.Unix(unix, 0).In(time.FixedZone("", off))
+}
+
+// Messages implements store.Store.
+func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uids store.UIDSet, opts store.FetchOptions, fn func(*store.Message) error) error {
+	if _, err := s.ownMailbox(ctx, acct, mbox); err != nil {
+		return err
+	}
+	q := `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND uid >= ? AND uid <= ? ORDER BY uid LIMIT ?`
+	if opts.Parsed {
+		q = `SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, b.info FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid LIMIT ?`
+	}
+	st, err := s.rstmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	page := make([]store.Message, 0, messagesPage)
+	infos := make([][]byte, 0, messagesPage)
+	for _, r := range normSet(uids) {
+		next := r.Start
+		for {
+			page, infos = page[:0], infos[:0]
+			rows, err := st.QueryContext(ctx, mbox, next, r.Stop, messagesPage)
+			if err != nil {
+				return translate(err)
+			}
+			for rows.Next() {
+				var m store.Message
+				var kws string
+				var date int64
+				var tz int
+				var info []byte
+				dest := []any{&m.ID, &m.UID, &m.ModSeq, &m.Flags.Sys, &kws, &date, &tz, &m.Size}
+				if opts.Parsed {
+					dest = append(dest, &info)
+				}
+				if err := rows.Scan(dest...); err != nil {
+					rows.Close()
+					return translate(err)
+				}
+				m.Mailbox = mbox
+				m.Flags.Keywords = splitKeywords(kws)
+				m.InternalDate = zoneTime(date, tz)
+				page = append(page, m)
+				infos = append(infos, info)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return translate(err)
+			}
+			for i := range page {
+				if opts.Parsed {
+					info, err := mailparse.Unmarshal(infos[i])
+					if err != nil {
+						return err
+					}
+					page[i].Parsed = info
+				}
+				if err := fn(&page[i]); err != nil {
+					return err
+				}
+			}
+			if len(page) < messagesPage {
+				break
+			}
+			last := page[len(page)-1].UID
+			if last >= r.Stop {
+				break
+			}
+			next = last + 1
+		}
+	}
+	return nil
+}
+
+// OpenMessage implements store.Store.
+func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uid store.UID) (store.MessageReader, error) {
+	st, err := s.rstmt(ctx, `SELECT b.size, b.file, b.data, x.noselect FROM messages m JOIN blobs b ON b.id = m.blob_id JOIN mailboxes x ON x.id = m.mailbox_id WHERE x.account_id = ? AND m.mailbox_id = ? AND m.uid = ?`)
+	if err != nil {
+		return nil, err
+	}
+	var size int64
+	var file sql.NullString
+	var data []byte
+	var noselect bool
+	if err := st.QueryRowContext(ctx, acct, mbox, uid).Scan(&size, &file, &data, &noselect); err != nil {
+		return nil, translate(err)
+	}
+	if file.Valid {
+		f, err := s.openBlobFile(file.String)
+		if errors.Is(err, os.ErrNotExist) {
+			// Expunged and swept between the query and the open.
+			return nil, store.ErrNotFound
+		}
+		if err != nil {
+			return nil, translate(err)
+		}
+		return &messageReader{f: f, size: size}, nil
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return &messageReader{Reader: bytes.NewReader(data), size: size}, nil
+}
+
+// Changes implements store.Store.
+func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.MailboxID, since store.ModSeq) (store.Delta, error) {
+	var d store.Delta
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d.Mailbox, err = scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND id = ?`, acct, mbox))
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, since)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var m store.Message
+			var kws string
+			var date int64
+			var tz int
+			if err := rows.Scan(&m.ID, &m.UID, &m.ModSeq, &m.Flags.Sys, &kws, &date, &tz, &m.Size); err != nil {
+				rows.Close()
+				return err
+			}
+			m.Mailbox = mbox
+			m.Flags.Keywords = splitKeywords(kws)
+			m.InternalDate = zoneTime(date, tz)
+			d.Messages = append(d.Messages, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, since)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u store.UID
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			d.Vanished = append(d.Vanished, u)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.Delta{}, err
+	}
+	return d, nil
+}
+
+// SearchText implements store.Store. It scans the folded text stored at
+// delivery; nothing is decoded at search time.
+func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store.MailboxID, candidates []store.UID, scope store.TextScope, needle string) ([]store.UID, error) {
+	if _, err := s.ownMailbox(ctx, acct, mbox); err != nil {
+		return nil, err
+	}
+	if candidates != nil && len(candidates) == 0 {
+		return []store.UID{}, nil
+	}
+	cond := `instr(t.body, ?1) > 0`
+	switch scope {
+	case store.TextHeader:
+		cond = `instr(t.header, ?1) > 0`
+	case store.TextAll:
+		cond = `(instr(t.header, ?1) > 0 OR instr(t.body, ?1) > 0)`
+	}
+	st, err := s.rstmt(ctx, `SELECT m.uid FROM messages m JOIN texts t ON t.blob_id = m.blob_id WHERE m.mailbox_id = ?2 AND `+cond+` ORDER BY m.uid`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, foldText(needle), mbox)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var cand []store.UID
+	if candidates != nil {
+		cand = append(cand, candidates...)
+		sort.Slice(cand, func(i, j int) bool { return cand[i] < cand[j] })
+	}
+	out := []store.UID{}
+	for rows.Next() {
+		var u store.UID
+		if err := rows.Scan(&u); err != nil {
+			return nil, translate(err)
+		}
+		if cand != nil {
+			i := sort.Search(len(cand), func(i int) bool { return cand[i] >= u })
+			if i == len(cand) || cand[i] != u {
+				continue
+			}
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}

@@ -1,0 +1,191 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order at Open; schema_version holds how many
+// have been applied. Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE accounts(
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	address         TEXT NOT NULL UNIQUE,
+	password_hash   TEXT NOT NULL,
+	quota_bytes     INTEGER NOT NULL DEFAULT 0,
+	used_bytes      INTEGER NOT NULL DEFAULT 0,
+	download_policy TEXT NOT NULL DEFAULT '',
+	created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE mailboxes(
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	account_id     INTEGER NOT NULL,
+	name           TEXT NOT NULL,
+	special_use    TEXT NOT NULL DEFAULT '',
+	noselect       INTEGER NOT NULL DEFAULT 0,
+	uidvalidity    INTEGER NOT NULL,
+	uidnext        INTEGER NOT NULL DEFAULT 1,
+	highest_modseq INTEGER NOT NULL DEFAULT 1,
+	messages       INTEGER NOT NULL DEFAULT 0,
+	unseen         INTEGER NOT NULL DEFAULT 0,
+	deleted        INTEGER NOT NULL DEFAULT 0,
+	size           INTEGER NOT NULL DEFAULT 0,
+	recent_uid     INTEGER NOT NULL DEFAULT 1,
+	UNIQUE(account_id, name)
+);
+
+-- One row per stored body. A body lives inline (data) or in a file under
+-- blobs/ (file). Copies, moves and multi-recipient deliveries share it.
+CREATE TABLE blobs(
+	id   INTEGER PRIMARY KEY AUTOINCREMENT,
+	size INTEGER NOT NULL,
+	file TEXT,
+	data BLOB,
+	info BLOB NOT NULL
+);
+CREATE UNIQUE INDEX blobs_file ON blobs(file) WHERE file IS NOT NULL;
+
+-- Decoded, case-folded text for SearchText, written once at delivery.
+CREATE TABLE texts(
+	blob_id INTEGER PRIMARY KEY,
+	header  TEXT NOT NULL,
+	body    TEXT NOT NULL
+);
+
+CREATE TABLE messages(
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	mailbox_id    INTEGER NOT NULL,
+	uid           INTEGER NOT NULL,
+	modseq        INTEGER NOT NULL,
+	flags         INTEGER NOT NULL,
+	keywords      TEXT NOT NULL DEFAULT '',
+	internal_date INTEGER NOT NULL,
+	internal_tz   INTEGER NOT NULL,
+	size          INTEGER NOT NULL,
+	blob_id       INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX messages_uid ON messages(mailbox_id, uid);
+CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX messages_blob ON messages(blob_id);
+
+-- Expunged UIDs with the ModSeq of their expunge (QRESYNC VANISHED).
+CREATE TABLE tombstones(
+	mailbox_id INTEGER NOT NULL,
+	uid        INTEGER NOT NULL,
+	modseq     INTEGER NOT NULL,
+	PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX tombstones_modseq ON tombstones(mailbox_id, modseq);
+
+CREATE TABLE subscriptions(
+	account_id INTEGER NOT NULL,
+	name       TEXT NOT NULL,
+	PRIMARY KEY(account_id, name)
+) WITHOUT ROWID;
+
+-- Keywords ever used in a mailbox: lname is the case-folded key, name the
+-- first spelling.
+CREATE TABLE keywords(
+	mailbox_id INTEGER NOT NULL,
+	lname      TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	PRIMARY KEY(mailbox_id, lname)
+) WITHOUT ROWID;
+
+-- Body files whose last reference was deleted; unlinked after commit.
+CREATE TABLE dead_files(name TEXT PRIMARY KEY) WITHOUT ROWID;
+
+-- Counters are kept by triggers so that no code path can forget one.
+CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN
+	UPDATE mailboxes SET messages = messages + 1,
+		unseen = unseen + ((NEW.flags & 1) = 0),
+		deleted = deleted + ((NEW.flags & 8) != 0),
+		size = size + NEW.size
+	WHERE id = NEW.mailbox_id;
+	UPDATE accounts SET used_bytes = used_bytes + NEW.size
+	WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+
+CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN
+	UPDATE mailboxes SET messages = messages - 1,
+		unseen = unseen - ((OLD.flags & 1) = 0),
+		deleted = deleted - ((OLD.flags & 8) != 0),
+		size = size - OLD.size
+	WHERE id = OLD.mailbox_id;
+	UPDATE accounts SET used_bytes = used_bytes - OLD.size
+	WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+END;
+
+CREATE TRIGGER messages_del_blob AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id) BEGIN
+	INSERT OR IGNORE INTO dead_files(name)
+		SELECT file FROM blobs WHERE id = OLD.blob_id AND file IS NOT NULL;
+	DELETE FROM texts WHERE blob_id = OLD.blob_id;
+	DELETE FROM blobs WHERE id = OLD.blob_id;
+END;
+
+CREATE TRIGGER messages_flags AFTER UPDATE OF flags ON messages
+WHEN OLD.flags != NEW.flags BEGIN
+	UPDATE mailboxes SET
+		unseen = unseen + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0),
+		deleted = deleted + ((NEW.flags & 8) != 0) - ((OLD.flags & 8) != 0)
+	WHERE id = NEW.mailbox_id;
+END;
+`,
+}
+
+// migrate brings the schema up to date, one transaction per migration.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	for {
+		var v int
+		err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+		if err == sql.ErrNoRows {
+			if _, err := db.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES(0)`); err != nil {
+				return fmt.Errorf("schema: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this program (%d)", v, len(migrations))
+		}
+		if v == len(migrations) {
+			return nil
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("schema migration %d: %w", v+1, err)
+		}
+		if v == 0 {
+			// UIDVALIDITY values start at the creation time so that a store
+			// recreated from scratch does not repeat an old value.
+			if _, err := tx.Exec(`INSERT INTO meta(key, value) VALUES('next_uidvalidity', ?)`, time.Now().Unix()&0x7fffffff); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("schema migration %d: %w", v+1, err)
+			}
+		}
+		if _, err := tx.Exec(`UPDATE schema_version SET version = ?`, v+1); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("schema migration %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("schema migration %d: %w", v+1, err)
+		}
+	}
+}
