@@ -71,11 +71,11 @@ type Store struct {
 	quit   chan struct{}
 	wdone  chan struct{}
 
-	wmu    sync.RWMutex // guards closed; held shared while queueing a write
-	closed bool
+	wmu      sync.RWMutex // guards closed; held shared while queueing a write
+	closed   bool
 	wstmts   map[string]*sql.Stmt // prepared on wdb; used by the writer only
 	wpending map[string]struct{}  // queries to prepare after the batch
-	rstmts sync.Map             // query -> *sql.Stmt prepared on rdb
+	rstmts   sync.Map             // query -> *sql.Stmt prepared on rdb
 
 	lockf *os.File // flock on dir/lock, held while open
 
@@ -141,17 +141,17 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(opts.Readers)
 	rdb.SetMaxIdleConns(opts.Readers)
 	s := &Store{
-		dir:    dir,
-		opts:   opts,
-		log:    opts.Logger,
-		rdb:    rdb,
-		wdb:    wdb,
-		hub:    store.NewHub(opts.FeedQueue),
-		writes: make(chan *writeOp, 1024),
-		quit:   make(chan struct{}),
-		wdone:  make(chan struct{}),
-		locks:  make(map[store.AccountID]*lease),
-		lockf:  lockf,
+		dir:      dir,
+		opts:     opts,
+		log:      opts.Logger,
+		rdb:      rdb,
+		wdb:      wdb,
+		hub:      store.NewHub(opts.FeedQueue),
+		writes:   make(chan *writeOp, 1024),
+		quit:     make(chan struct{}),
+		wdone:    make(chan struct{}),
+		locks:    make(map[store.AccountID]*lease),
+		lockf:    lockf,
 		wstmts:   make(map[string]*sql.Stmt),
 		wpending: make(map[string]struct{}),
 	}
