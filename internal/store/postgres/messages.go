@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -44,16 +46,16 @@ func (w *wtx) addEntries(m store.Mailbox, es []entry) ([]store.UID, store.ModSeq
 		bodies[i], sizes[i], flags[i], kws[i], dates[i] = e.body, e.size, int32(e.sys), strings.Join(e.kws, " "), e.date
 	}
 	var first, modseq int64
-	err := w.tx.QueryRow(w.ctx, `UPDATE mailboxes SET uidnext = uidnext + $2, highest_modseq = highest_modseq + 1,
-		messages = messages + $2, unseen = unseen + $3, deleted = deleted + $4, size = size + $5
-		WHERE id = $1 RETURNING uidnext - $2, highest_modseq`, m.ID, n, unseen, deleted, size).Scan(&first, &modseq)
-	if err != nil {
-		return nil, 0, err
-	}
-	_, err = w.tx.Exec(w.ctx, `INSERT INTO messages (mailbox_id, uid, modseq, sys_flags, keywords, internal_date, size, body_id)
-		SELECT $1, $2 + t.i - 1, $3, t.f, string_to_array(t.k, ' '), t.d, t.s, t.b
-		FROM unnest($4::bigint[], $5::bigint[], $6::int[], $7::text[], $8::timestamptz[]) WITH ORDINALITY AS t(b, s, f, k, d, i)`,
-		m.ID, first, modseq, bodies, sizes, flags, kws, dates)
+	err := w.tx.QueryRow(w.ctx, `WITH x AS (
+			UPDATE mailboxes SET uidnext = uidnext + $2, highest_modseq = highest_modseq + 1,
+				messages = messages + $2, unseen = unseen + $3, deleted = deleted + $4, size = size + $5
+			WHERE id = $1 RETURNING uidnext - $2 AS first, highest_modseq),
+		ins AS (
+			INSERT INTO messages (mailbox_id, uid, modseq, sys_flags, keywords, internal_date, size, body_id)
+			SELECT $1, x.first + t.i - 1, x.highest_modseq, t.f, string_to_array(t.k, ' '), t.d, t.s, t.b
+			FROM x, unnest($6::bigint[], $7::bigint[], $8::int[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS t(b, s, f, k, d, i))
+		SELECT first, highest_modseq FROM x`,
+		m.ID, n, unseen, deleted, size, bodies, sizes, flags, kws, dates).Scan(&first, &modseq)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -80,15 +82,15 @@ func (w *wtx) refBodies(ids []int64) error {
 	for i, k := range keys {
 		ns[i] = counts[k]
 	}
-	tag, err := w.tx.Exec(w.ctx, `UPDATE bodies b SET refs = b.refs + d.n
+	want := int64(len(keys))
+	w.deferExec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() != want {
+			return store.ErrNotFound // a body vanished: the staged body's entries were all expunged
+		}
+		return nil
+	}, `UPDATE bodies b SET refs = b.refs + d.n
 		FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, n) ORDER BY id) AS d
 		WHERE b.id = d.id`, keys, ns)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() != int64(len(keys)) {
-		return store.ErrNotFound // a body vanished: the staged body's entries were all expunged
-	}
 	return nil
 }
 
@@ -97,8 +99,8 @@ func (w *wtx) addUsage(acct store.AccountID, delta int64) error {
 	if delta == 0 {
 		return nil
 	}
-	_, err := w.tx.Exec(w.ctx, `UPDATE accounts SET used_bytes = used_bytes + $2 WHERE id = $1`, acct, delta)
-	return err
+	w.deferExec(nil, `UPDATE accounts SET used_bytes = used_bytes + $2 WHERE id = $1`, acct, delta)
+	return nil
 }
 
 func overQuota(quota, used, add int64) bool { return quota > 0 && add > 0 && used+add > quota }
@@ -132,11 +134,7 @@ func (s *Store) Append(ctx context.Context, acct store.AccountID, mbox store.Mai
 			}
 			ids[i] = id
 		}
-		quota, used, err := w.lockAccount(acct)
-		if err != nil {
-			return err
-		}
-		m, err := w.lockSelectable(acct, mbox)
+		quota, used, m, err := w.lockAccountMailbox(acct, mbox)
 		if err != nil {
 			return err
 		}

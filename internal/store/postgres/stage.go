@@ -97,9 +97,12 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 		return nil, err
 	}
 	st := &staged{s: s, f: f}
-	fw := bufio.NewWriterSize(f, 64<<10)
-	in := make([]byte, 32<<10)
-	out := make([]byte, 0, 64<<10)
+	bufs := stageBufs.Get().(*stageBuf)
+	defer stageBufs.Put(bufs)
+	fw := bufs.w
+	fw.Reset(f)
+	defer fw.Reset(nil)
+	in, out := bufs.in, bufs.out[:0]
 	prevCR := false
 	for {
 		if err := ctx.Err(); err != nil {
@@ -149,6 +152,16 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 	st.body = foldText(body)
 	return st, nil
 }
+
+// stageBuf holds Stage's buffers, reused between calls.
+type stageBuf struct {
+	in, out []byte
+	w       *bufio.Writer
+}
+
+var stageBufs = sync.Pool{New: func() any {
+	return &stageBuf{in: make([]byte, 32<<10), out: make([]byte, 0, 64<<10), w: bufio.NewWriterSize(nil, 64<<10)}
+}}
 
 // foldText is the case folding SearchText applies to text and needle. It
 // also makes the text storable in a PostgreSQL text column (valid UTF-8,

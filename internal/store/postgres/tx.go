@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -19,6 +20,21 @@ type wtx struct {
 	ctx     context.Context
 	changes []store.Change
 	after   []func() // run once the transaction committed
+	later   []deferred
+}
+
+// deferred is a statement whose result nothing in the transaction needs
+// before commit: it is sent in one batch with the NOTIFY at the end, saving
+// round trips while locks are held.
+type deferred struct {
+	sql   string
+	args  []any
+	check func(pgconn.CommandTag) error // nil: no check
+}
+
+// defer queues a statement for the final batch.
+func (w *wtx) deferExec(check func(pgconn.CommandTag) error, sql string, args ...any) {
+	w.later = append(w.later, deferred{sql: sql, args: args, check: check})
 }
 
 // write runs fn in a transaction and sends its changes with NOTIFY as the
@@ -55,16 +71,42 @@ func nilIfEmpty(s []string) []string {
 func (w *wtx) publish(c store.Change) { w.changes = append(w.changes, c) }
 
 func (w *wtx) flush() error {
-	if len(w.changes) == 0 {
+	if len(w.changes) > 0 {
+		payloads := make([]string, len(w.changes))
+		for i, c := range w.changes {
+			payloads[i] = encodeChange(c)
+		}
+		w.changes = nil
+		w.deferExec(nil, `SELECT pg_notify('`+notifyChannel+`', p) FROM unnest($1::text[]) AS t(p)`, payloads)
+	}
+	later := w.later
+	w.later = nil
+	switch len(later) {
+	case 0:
 		return nil
+	case 1:
+		tag, err := w.tx.Exec(w.ctx, later[0].sql, later[0].args...)
+		if err == nil && later[0].check != nil {
+			err = later[0].check(tag)
+		}
+		return err
 	}
-	payloads := make([]string, len(w.changes))
-	for i, c := range w.changes {
-		payloads[i] = encodeChange(c)
+	b := &pgx.Batch{}
+	for _, d := range later {
+		b.Queue(d.sql, d.args...)
 	}
-	w.changes = nil
-	_, err := w.tx.Exec(w.ctx, `SELECT pg_notify('`+notifyChannel+`', p) FROM unnest($1::text[]) AS t(p)`, payloads)
-	return err
+	br := w.tx.SendBatch(w.ctx, b)
+	for _, d := range later {
+		tag, err := br.Exec()
+		if err == nil && d.check != nil {
+			err = d.check(tag)
+		}
+		if err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
 }
 
 const mailboxCols = `id, account_id, name, special_use, noselect, uidvalidity, uidnext, highest_modseq, messages, unseen, deleted, size, recent_uid`
@@ -108,6 +150,40 @@ func (w *wtx) lockMailbox(acct store.AccountID, id store.MailboxID) (store.Mailb
 		return m, store.ErrNotFound
 	}
 	return m, err
+}
+
+// lockAccountMailbox locks the account row and then one of its mailboxes
+// in one round trip (the lock order), returning quota, usage and the
+// selectable mailbox.
+func (w *wtx) lockAccountMailbox(acct store.AccountID, id store.MailboxID) (quota, used int64, m store.Mailbox, err error) {
+	dest, finish := mailboxDest()
+	// FOR ... OF a, x locks in range-table order: the account, then the
+	// mailbox. No row: the account or the mailbox (of that account) is
+	// missing, ErrNotFound either way.
+	err = w.tx.QueryRow(w.ctx, `SELECT a.quota_bytes, a.used_bytes, `+prefixed("x", mailboxCols)+`
+		FROM accounts a JOIN mailboxes x ON x.account_id = a.id
+		WHERE a.id = $1 AND x.id = $2 FOR NO KEY UPDATE OF a, x`,
+		acct, id).Scan(append([]any{&quota, &used}, dest...)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, m, store.ErrNotFound
+	}
+	if err != nil {
+		return 0, 0, m, err
+	}
+	m = finish()
+	if m.NoSelect {
+		err = store.ErrNoSelect
+	}
+	return
+}
+
+// prefixed qualifies each column of a comma-separated list with t.
+func prefixed(t, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, p := range parts {
+		parts[i] = t + "." + p
+	}
+	return strings.Join(parts, ", ")
 }
 
 // lockSelectable is lockMailbox for operations on messages.
