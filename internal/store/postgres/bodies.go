@@ -98,7 +98,16 @@ func (b *tableBodies) Delete(ctx context.Context, tx pgx.Tx, ids []int64) error 
 }
 
 func (b *tableBodies) Open(ctx context.Context, id, size int64) (store.MessageReader, error) {
-	return &chunkReader{ctx: ctx, pool: b.pool, id: id, size: size, chunk: int64(b.chunk), cur: -1}, nil
+	return b.open(ctx, id, size, nil), nil
+}
+
+// open is Open with the first chunk already read (nil: not read).
+func (b *tableBodies) open(ctx context.Context, id, size int64, first []byte) *chunkReader {
+	r := &chunkReader{ctx: ctx, pool: b.pool, id: id, size: size, chunk: int64(b.chunk), cur: -1}
+	if first != nil {
+		r.cur, r.data = 0, first
+	}
+	return r
 }
 
 // chunkReader reads a body chunk by chunk, caching the last chunk read. It

@@ -144,6 +144,19 @@ func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox stor
 		return nil, store.ErrClosed
 	}
 	var body, size int64
+	if tb, ok := s.bodies.(*tableBodies); ok {
+		// One round trip for the common case: the first chunk comes along
+		// (for most messages it is the whole body).
+		var first []byte
+		err := s.pool.QueryRow(ctx, `SELECT m.body_id, b.size, c.data FROM messages m
+			JOIN mailboxes x ON x.id = m.mailbox_id JOIN bodies b ON b.id = m.body_id
+			LEFT JOIN body_chunks c ON c.body_id = m.body_id AND c.seq = 0
+			WHERE m.mailbox_id = $1 AND x.account_id = $2 AND m.uid = $3`, mbox, acct, int64(uid)).Scan(&body, &size, &first)
+		if err != nil {
+			return nil, translate(err)
+		}
+		return tb.open(ctx, body, size, first), nil
+	}
 	err := s.pool.QueryRow(ctx, `SELECT m.body_id, b.size FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id JOIN bodies b ON b.id = m.body_id
 		WHERE m.mailbox_id = $1 AND x.account_id = $2 AND m.uid = $3`, mbox, acct, int64(uid)).Scan(&body, &size)
 	if err != nil {
