@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/mail"
 	"strings"
+	"time"
 )
 
 // Why a hand-written boundary scanner: go-message's multipart reader (and
@@ -43,11 +44,44 @@ func Parse(r io.Reader) (*Info, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	if t, err := mail.ParseDate(strings.TrimSpace(info.Envelope.Date)); err == nil {
-		info.Date = t
-	}
+	info.Date = parseDate(info.Envelope.Date)
 	info.Preview = p.preview()
 	return info, nil
+}
+
+// parseDate parses a Date field (RFC 5322 §3.3, with the obsolete forms
+// of §4.3); the zero time if it cannot.
+func parseDate(v string) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if t, err := mail.ParseDate(v); err == nil {
+		return t
+	}
+	// Retry with comments removed and white space normalised, which
+	// covers "09(comment): 55 : 06" and runs of spaces.
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		case c == '\t' || c == '\r' || c == '\n':
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	w := strings.Join(strings.Fields(b.String()), " ")
+	w = strings.ReplaceAll(strings.ReplaceAll(w, " :", ":"), ": ", ":")
+	if t, err := mail.ParseDate(w); err == nil {
+		return t
+	}
+	return time.Time{}
 }
 
 // parser holds the line reader and the stack of open boundaries.

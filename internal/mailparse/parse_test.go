@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
@@ -460,5 +461,23 @@ func TestParseStreamsLargeMessage(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
 		t.Errorf("parsing a %d MB message allocated %d bytes; it must stream", total>>20, alloc)
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // RFC 3339, "" for zero
+	}{
+		{"Fri, 21 Nov 1997 09:55:06 -0600", "1997-11-21T09:55:06-06:00"},
+		{"Fri, 21 Nov 1997 09(comment):   55  :  06 -0600", "1997-11-21T09:55:06-06:00"},
+		{"Tue, 1 Jul 2003 10:52:37 +0200 (CEST)", "2003-07-01T10:52:37+02:00"},
+		{"       <HR>", ""},
+		{"", ""},
+	} {
+		got := parseDate(tc.in)
+		if s := got.Format(time.RFC3339); (tc.want == "" && !got.IsZero()) || (tc.want != "" && s != tc.want) {
+			t.Errorf("%q: %v, want %q", tc.in, got, tc.want)
+		}
 	}
 }
