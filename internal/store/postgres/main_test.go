@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -23,6 +25,9 @@ func openTest(t testing.TB, opts Options) (*Store, string) {
 
 func openDSN(t testing.TB, dsn string, opts Options) *Store {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Open(ctx, dsn, opts)
