@@ -331,6 +331,14 @@ func (p *parser) entity(part *Part, defType, defSub string, depth int, env *Enve
 		}
 	}
 	part.End, part.Lines = p.endOffsets(part.BodyStart, nlAtBody)
+	if isMessage(part) && part.Envelope == nil {
+		// Past the nesting or part limits: an opaque encapsulated
+		// message, shown with an empty envelope and its content as one
+		// text part, so the part still has the shape IMAP requires.
+		part.Envelope = new(Envelope)
+		part.Children = []Part{{Type: "text", Subtype: "plain", Params: []Param{{"charset", "us-ascii"}},
+			HeaderStart: part.BodyStart, BodyStart: part.BodyStart, End: part.End, Lines: part.Lines}}
+	}
 	if n := len(part.Children); n > 0 && part.Children[n-1].End > part.End {
 		// The last part's header ended with the blank line right before
 		// the boundary; that line break stays inside the part.

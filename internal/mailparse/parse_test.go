@@ -51,8 +51,9 @@ func checkTree(t testing.TB, info *Info, size int64) {
 			prev = c.End
 			walk(c, depth+1)
 		}
-		if p.Envelope != nil && len(p.Children) != 1 {
-			t.Fatalf("message part with %d children", len(p.Children))
+		isMsg := p.Type == "message" && (p.Subtype == "rfc822" || p.Subtype == "global")
+		if isMsg != (p.Envelope != nil) || (isMsg && len(p.Children) != 1) {
+			t.Fatalf("message part %s/%s with envelope %v and %d children", p.Type, p.Subtype, p.Envelope != nil, len(p.Children))
 		}
 	}
 	walk(&info.Root, 0)
@@ -479,5 +480,18 @@ func TestParseDate(t *testing.T) {
 		if s := got.Format(time.RFC3339); (tc.want == "" && !got.IsZero()) || (tc.want != "" && s != tc.want) {
 			t.Errorf("%q: %v, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestParseDeepMessages(t *testing.T) {
+	// message/rfc822 inside message/rfc822 ... beyond the nesting limit.
+	msg := strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 200) + "Subject: deep\r\n\r\nbody\r\n"
+	info := mustParse(t, msg)
+	depth := 0
+	for p := &info.Root; len(p.Children) > 0; p = &p.Children[0] {
+		depth++
+	}
+	if depth > maxDepth+1 {
+		t.Errorf("depth %d", depth)
 	}
 }
