@@ -93,6 +93,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 stop_pid() { # pid: TERM, then KILL after 30 s
 	local pid=$1 i
+	PID=
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
@@ -100,6 +101,20 @@ stop_pid() { # pid: TERM, then KILL after 30 s
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+}
+
+# A server we started is stopped on any exit, also after a failed workload.
+PID=
+trap '[ -n "$PID" ] && stop_pid "$PID"' EXIT
+
+ports_free() { # port...: fail if something already listens there
+	local p
+	for p in "$@"; do
+		if port_open "$p"; then
+			log "port $p is in use (a server left over from an earlier run?); stop it first"
+			exit 1
+		fi
+	done
 }
 
 # ---------------------------------------------------------------- Dovecot
@@ -171,6 +186,7 @@ service imap-login {
   }
   service_count = 0
   process_min_avail = $nproc
+  process_limit = $((nproc * 4))
   client_limit = $((IDLE_N + 1000))
 }
 service pop3-login {
@@ -183,6 +199,7 @@ service pop3-login {
   }
   service_count = 0
   process_min_avail = $nproc
+  process_limit = $((nproc * 4))
 }
 service imap {
   process_limit = $((IDLE_N + 1000))
@@ -197,7 +214,7 @@ service auth {
   client_limit = $((IDLE_N * 2 + 1000))
 }
 service anvil {
-  client_limit = $((IDLE_N * 2 + 1000))
+  client_limit = $((IDLE_N * 3 + 3000))
 }
 protocol imap {
   mail_max_userip_connections = $((IDLE_N + 1000))
@@ -211,6 +228,7 @@ EOF
 }
 
 start_dovecot() { # sets PID, T0
+	ports_free $D_IMAP $D_POP3 $D_LMTP
 	T0=$(date +%s%N)
 	dovecot -F -c "$WORK/dovecot/dovecot.conf" >>"$WORK/dovecot/log/stdout.log" 2>&1 &
 	PID=$!
@@ -258,6 +276,7 @@ EOF
 }
 
 start_skrytka() { # sets PID, T0, TARGET
+	ports_free $S_IMAP $S_POP3 $S_SMTP $S_LMTP
 	T0=$(date +%s%N)
 	"$WORK/bin/skrytka" serve -config "$WORK/skrytka/skrytka.toml" >>"$WORK/skrytka/serve.log" 2>&1 &
 	PID=$!

@@ -1,7 +1,6 @@
 package load
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,7 +96,8 @@ func (s *mailSession) close() {
 }
 
 // Load delivers messages [from, from+count) of gen to every address in rcpts
-// over LMTP (one transaction per message, all recipients in it), using
+// over LMTP, or SMTP if the target has no LMTP port (one transaction per
+// message, all recipients in it), using
 // sessions concurrent connections. It is how the corpus is put into a server
 // before the read workloads run; progress, if set, is called now and then.
 func Load(ctx context.Context, t *Target, gen *corpus.Generator, rcpts []string, from, count, sessions int, progress func(done int)) error {
@@ -113,7 +113,7 @@ func Load(ctx context.Context, t *Target, gen *corpus.Generator, rcpts []string,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := t.openMail(true)
+			s, err := t.openMail(t.LMTP != 0)
 			if err != nil {
 				errc <- err
 				return
@@ -251,10 +251,4 @@ func Deliver(ctx context.Context, t *Target, lmtp bool, p DeliveryParams) (*Resu
 	res.add("msgs/s", float64(total)/elapsed.Seconds(), true)
 	res.add("p99 ms", lat.Quantile(0.99), false)
 	return res, nil
-}
-
-var crlfDot = []byte("\r\n.")
-
-func hasBareLF(b []byte) bool {
-	return bytes.Count(b, []byte("\n")) != bytes.Count(b, []byte("\r\n"))
 }
