@@ -35,6 +35,7 @@ func (w *wtx) addEntries(m store.Mailbox, es []entry) ([]store.UID, store.ModSeq
 	flags := make([]int32, n)
 	kws := make([]string, n)
 	dates := make([]time.Time, n)
+	offs := make([]int32, n)
 	for i, e := range es {
 		if e.sys&store.FlagSeen == 0 {
 			unseen++
@@ -44,6 +45,8 @@ func (w *wtx) addEntries(m store.Mailbox, es []entry) ([]store.UID, store.ModSeq
 		}
 		size += e.size
 		bodies[i], sizes[i], flags[i], kws[i], dates[i] = e.body, e.size, int32(e.sys), strings.Join(e.kws, " "), e.date
+		_, off := e.date.Zone()
+		offs[i] = int32(off)
 	}
 	var first, modseq int64
 	err := w.tx.QueryRow(w.ctx, `WITH x AS (
@@ -51,11 +54,11 @@ func (w *wtx) addEntries(m store.Mailbox, es []entry) ([]store.UID, store.ModSeq
 				messages = messages + $2, unseen = unseen + $3, deleted = deleted + $4, size = size + $5
 			WHERE id = $1 RETURNING uidnext - $2 AS first, highest_modseq),
 		ins AS (
-			INSERT INTO messages (mailbox_id, uid, modseq, sys_flags, keywords, internal_date, size, body_id)
-			SELECT $1, x.first + t.i - 1, x.highest_modseq, t.f, string_to_array(t.k, ' '), t.d, t.s, t.b
-			FROM x, unnest($6::bigint[], $7::bigint[], $8::int[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS t(b, s, f, k, d, i))
+			INSERT INTO messages (mailbox_id, uid, modseq, sys_flags, keywords, internal_date, date_offset, size, body_id)
+			SELECT $1, x.first + t.i - 1, x.highest_modseq, t.f, string_to_array(t.k, ' '), t.d, t.o, t.s, t.b
+			FROM x, unnest($6::bigint[], $7::bigint[], $8::int[], $9::text[], $10::timestamptz[], $11::int[]) WITH ORDINALITY AS t(b, s, f, k, d, o, i))
 		SELECT first, highest_modseq FROM x`,
-		m.ID, n, unseen, deleted, size, bodies, sizes, flags, kws, dates).Scan(&first, &modseq)
+		m.ID, n, unseen, deleted, size, bodies, sizes, flags, kws, dates, offs).Scan(&first, &modseq)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -65,6 +68,14 @@ func (w *wtx) addEntries(m store.Mailbox, es []entry) ([]store.UID, store.ModSeq
 	}
 	w.publish(store.Change{Kind: store.ChangeAppend, Account: m.Account, Mailbox: m.ID, UIDs: uids, ModSeq: store.ModSeq(modseq)})
 	return uids, store.ModSeq(modseq), nil
+}
+
+// inZone returns t in the fixed zone of offset seconds east of UTC.
+func inZone(t time.Time, off int32) time.Time {
+	if off == 0 {
+		return t.UTC()
+	}
+	return t.In(time.FixedZone("", int(off)))
 }
 
 // refBodies adds references to bodies, locking their rows in id order.
@@ -412,7 +423,7 @@ func (s *Store) copyOrMove(ctx context.Context, acct store.AccountID, src, dst s
 // and body references; moves keep both.
 func (w *wtx) copyMessages(src, dst store.Mailbox, starts, stops []int64, move bool) (store.CopyResult, error) {
 	res := store.CopyResult{UIDValidity: dst.UIDValidity}
-	rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.sys_flags, m.keywords, m.internal_date, m.size, m.body_id
+	rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.sys_flags, m.keywords, m.internal_date, m.date_offset, m.size, m.body_id
 		FROM `+uidRanges("$2", "$3")+` JOIN messages m ON m.uid BETWEEN r.lo AND r.hi
 		WHERE m.mailbox_id = $1 ORDER BY m.uid`, src.ID, starts, stops)
 	if err != nil {
@@ -424,11 +435,12 @@ func (w *wtx) copyMessages(src, dst store.Mailbox, starts, stops []int64, move b
 	for rows.Next() {
 		var uid int64
 		var e entry
-		var sys int32
-		if err := rows.Scan(&uid, &sys, &e.kws, &e.date, &e.size, &e.body); err != nil {
+		var sys, off int32
+		if err := rows.Scan(&uid, &sys, &e.kws, &e.date, &off, &e.size, &e.body); err != nil {
 			rows.Close()
 			return res, err
 		}
+		e.date = inZone(e.date, off)
 		e.sys = store.SysFlags(sys)
 		srcUIDs = append(srcUIDs, store.UID(uid))
 		allKws = append(allKws, e.kws...)

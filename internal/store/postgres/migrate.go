@@ -111,6 +111,8 @@ CREATE TABLE maildrop_leases (
 	expires_at timestamptz NOT NULL
 );
 `,
+	// 2: the internal date keeps its zone offset (IMAP INTERNALDATE shows it).
+	`ALTER TABLE messages ADD COLUMN date_offset integer NOT NULL DEFAULT 0;`,
 }
 
 // migrateLockKey is the advisory lock key that serialises migrations of

@@ -77,7 +77,7 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 	if len(starts) == 0 {
 		return nil
 	}
-	cols := `m.id, m.uid, m.modseq, m.sys_flags, m.keywords, m.internal_date, m.size`
+	cols := `m.id, m.uid, m.modseq, m.sys_flags, m.keywords, m.internal_date, m.date_offset, m.size`
 	join := ``
 	if opts.Parsed {
 		cols += `, b.parsed`
@@ -113,10 +113,10 @@ func (s *Store) readMessages(ctx context.Context, q string, parsed bool, mbox st
 	for rows.Next() {
 		var m store.Message
 		var id, uid, modseq int64
-		var sys int32
+		var sys, off int32
 		var kws []string
 		var raw []byte
-		dest := []any{&id, &uid, &modseq, &sys, &kws, &m.InternalDate, &m.Size}
+		dest := []any{&id, &uid, &modseq, &sys, &kws, &m.InternalDate, &off, &m.Size}
 		if parsed {
 			dest = append(dest, &raw)
 		}
@@ -125,7 +125,7 @@ func (s *Store) readMessages(ctx context.Context, q string, parsed bool, mbox st
 		}
 		m.ID, m.Mailbox, m.UID, m.ModSeq = store.MessageID(id), mbox, store.UID(uid), store.ModSeq(modseq)
 		m.Flags = store.Flags{Sys: store.SysFlags(sys), Keywords: nilIfEmpty(kws)}
-		m.InternalDate = m.InternalDate.UTC()
+		m.InternalDate = inZone(m.InternalDate, off)
 		if parsed {
 			info, err := mailparse.Unmarshal(raw)
 			if err != nil {
@@ -175,7 +175,7 @@ func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.Ma
 			return err
 		}
 		d.Mailbox = m
-		rows, err := tx.Query(ctx, `SELECT id, uid, modseq, sys_flags, keywords, internal_date, size
+		rows, err := tx.Query(ctx, `SELECT id, uid, modseq, sys_flags, keywords, internal_date, date_offset, size
 			FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mbox, int64(since))
 		if err != nil {
 			return err
@@ -183,15 +183,15 @@ func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.Ma
 		for rows.Next() {
 			var msg store.Message
 			var id, uid, modseq int64
-			var sys int32
+			var sys, off int32
 			var kws []string
-			if err := rows.Scan(&id, &uid, &modseq, &sys, &kws, &msg.InternalDate, &msg.Size); err != nil {
+			if err := rows.Scan(&id, &uid, &modseq, &sys, &kws, &msg.InternalDate, &off, &msg.Size); err != nil {
 				rows.Close()
 				return err
 			}
 			msg.ID, msg.Mailbox, msg.UID, msg.ModSeq = store.MessageID(id), mbox, store.UID(uid), store.ModSeq(modseq)
 			msg.Flags = store.Flags{Sys: store.SysFlags(sys), Keywords: nilIfEmpty(kws)}
-			msg.InternalDate = msg.InternalDate.UTC()
+			msg.InternalDate = inZone(msg.InternalDate, off)
 			d.Messages = append(d.Messages, msg)
 		}
 		rows.Close()
