@@ -166,7 +166,7 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	c.out = append(c.out[:0], "* OK ["...)
+	c.out = append(c.out[:0], "* OK [CAPABILITY "...)
 	c.out = c.appendCaps(c.out)
 	c.out = append(c.out, "] Skrytka IMAP ready"...)
 	c.send(c.out)
@@ -202,6 +202,7 @@ func (c *conn) serve() {
 		}
 		c.setReadDeadline(c.srv.opts.CommandTimeout)
 		if err := c.command(); err != nil {
+			c.flush() // a BYE may be waiting
 			if !errors.Is(err, io.EOF) && !isNetClosed(err) {
 				c.log.Debug("connection ended", "err", err)
 			}
@@ -314,7 +315,7 @@ func (c *conn) command() error {
 	cmd := &command{tag: tag, name: name, uid: strings.HasPrefix(name, "UID "), d: d}
 	spec, ok := commands[name]
 	if !ok {
-		if c.state == stateNotAuth && c.commands == 1 && !looksLikeIMAP(name) {
+		if c.state == stateNotAuth && c.commands == 1 && (!looksLikeIMAP(name) || !looksLikeIMAP(strings.ToUpper(tag))) {
 			c.sendString("* BYE not an IMAP command")
 			return errors.New("garbage before login")
 		}
@@ -348,6 +349,11 @@ func (c *conn) command() error {
 // looksLikeIMAP tells an unknown command name from another protocol's
 // opening words.
 func looksLikeIMAP(name string) bool {
+	for _, r := range name {
+		if !(r >= 'A' && r <= 'Z' || r == ' ' || r == '-' || r >= '0' && r <= '9' || r == '.') {
+			return false
+		}
+	}
 	switch name {
 	case "GET", "POST", "PUT", "HEAD", "OPTIONS", "CONNECT", "DELETE", "EHLO", "HELO", "USER", "MAIL", "QUIT":
 		return false
