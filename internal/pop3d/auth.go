@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"slices"
 	"time"
 
-	"github.com/emersion/go-sasl"
+	"github.com/skrytka/skrytka/internal/auth"
+	"github.com/skrytka/skrytka/internal/listen"
+	"github.com/skrytka/skrytka/internal/store"
 )
 
 // plaintextOK reports whether a password may be sent on this connection.
@@ -58,13 +61,20 @@ func (c *conn) cmdAPOP(cmd command) error {
 	return nil
 }
 
-// cmdAUTH is RFC 5034 AUTH. Without an argument it lists the mechanisms,
-// as many clients expect (a widespread extension of the RFC 1734 command).
+// saslMechanisms are offered where plaintext passwords are allowed.
+var saslMechanisms = []string{auth.MechPlain, auth.MechLogin}
+
+// cmdAUTH is RFC 5034 AUTH mechanism [initial-response]. Without an
+// argument it lists the mechanisms, as many clients expect (the RFC 1734
+// form). PLAIN (RFC 4616) and LOGIN work through auth.Authenticator, which
+// throttles failures.
 func (c *conn) cmdAUTH(cmd command) error {
 	if len(cmd.Args) == 0 {
 		c.reply("+OK SASL mechanisms follow")
 		if c.plaintextOK() {
-			c.reply("%s", sasl.Plain)
+			for _, m := range saslMechanisms {
+				c.reply("%s", m)
+			}
 		}
 		c.reply(".")
 		return nil
@@ -73,7 +83,7 @@ func (c *conn) cmdAUTH(cmd command) error {
 		c.badCommand("AUTH takes a mechanism and an optional initial response")
 		return nil
 	}
-	if !equalFold(cmd.Args[0], sasl.Plain) {
+	if !slices.ContainsFunc(saslMechanisms, func(m string) bool { return equalFold(m, cmd.Args[0]) }) {
 		c.badCommand("unsupported SASL mechanism")
 		return nil
 	}
@@ -82,11 +92,13 @@ func (c *conn) cmdAUTH(cmd command) error {
 		c.reply("%s", noPlaintextText)
 		return nil
 	}
-	var identity, username, password string
-	server := sasl.NewPlainServer(func(id, user, pass string) error {
-		identity, username, password = id, user, pass
+	ctx, cancel := context.WithTimeout(c.ctx, authCheckTimeout)
+	defer cancel()
+	server, err := c.srv.opts.Auth.NewSASLServer(ctx, cmd.Args[0], c.remoteIP())
+	if err != nil {
+		c.badCommand("unsupported SASL mechanism")
 		return nil
-	})
+	}
 	var resp []byte
 	if len(cmd.Args) == 2 {
 		// RFC 5034 §4: "=" is an empty initial response.
@@ -101,12 +113,14 @@ func (c *conn) cmdAUTH(cmd command) error {
 		challenge, done, err := server.Next(resp)
 		if err != nil {
 			c.bad++
-			c.reply("-ERR [AUTH] invalid SASL PLAIN response")
+			c.log.Info("login failed")
+			c.replyError("auth", err)
 			return nil
 		}
 		if done {
 			break
 		}
+		// RFC 5034 §4: a continuation carries the base64 challenge.
 		c.reply("+ %s", base64.StdEncoding.EncodeToString(challenge))
 		if err := c.bw.Flush(); err != nil {
 			return err
@@ -134,13 +148,13 @@ func (c *conn) cmdAUTH(cmd command) error {
 		}
 		resp = r
 	}
-	if identity != "" && identity != username {
-		// We do not let one user act as another (no proxy authorisation).
+	acct, ok := server.Account()
+	if !ok {
 		c.bad++
-		c.reply("-ERR [AUTH] authorization identity must be empty or the user name")
+		c.replyError("auth", auth.ErrFailed)
 		return nil
 	}
-	c.login(username, password)
+	c.enter(ctx, acct)
 	return nil
 }
 
@@ -188,11 +202,11 @@ func (c *conn) remoteIP() string {
 	return host
 }
 
-// login checks the credentials, locks the maildrop, takes the snapshot and
-// enters TRANSACTION (RFC 1939 §4). Failures answer -ERR with a response
-// code (RFC 3206) and leave the connection in AUTHORIZATION.
+// login checks a user name and password (USER/PASS), then enters
+// TRANSACTION. Failures answer -ERR with a response code (RFC 3206) and
+// leave the connection in AUTHORIZATION.
 func (c *conn) login(address, password string) {
-	ctx, cancel := context.WithTimeout(c.ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, authCheckTimeout)
 	defer cancel()
 	acct, err := c.srv.opts.Auth.Authenticate(ctx, c.remoteIP(), address, password)
 	if err != nil {
@@ -201,6 +215,12 @@ func (c *conn) login(address, password string) {
 		c.replyError("login", err)
 		return
 	}
+	c.enter(ctx, acct)
+}
+
+// enter locks the maildrop of an authenticated account, takes the snapshot
+// and enters TRANSACTION (RFC 1939 §4).
+func (c *conn) enter(ctx context.Context, acct store.Account) {
 	log := c.log.With("user", acct.Address)
 	now := time.Now()
 	if !c.srv.loginAllowed(acct.ID, now) {
@@ -217,6 +237,7 @@ func (c *conn) login(address, password string) {
 		return
 	}
 	c.srv.recordLogin(acct.ID, now)
+	listen.SetUser(c.netConn(), acct.Address)
 	c.sess = sess
 	c.log = log
 	c.state = stateTransaction

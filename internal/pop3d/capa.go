@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -19,8 +20,8 @@ func (c *conn) cmdCAPA(cmd command) error {
 	c.reply("TOP")  // RFC 2449 §6.1
 	c.reply("UIDL") // RFC 2449 §6.2 (RFC 1939 §7)
 	if auth && c.plaintextOK() {
-		c.reply("USER")       // RFC 2449 §6.3
-		c.reply("SASL PLAIN") // RFC 2449 §6.3, RFC 5034
+		c.reply("USER")                                       // RFC 2449 §6.3
+		c.reply("SASL %s", strings.Join(saslMechanisms, " ")) // RFC 2449 §6.3, RFC 5034
 	}
 	c.reply("RESP-CODES")              // RFC 2449 §6.4
 	c.reply("AUTH-RESP-CODE")          // RFC 3206 §3

@@ -20,6 +20,10 @@ type wireError struct {
 // It is the only place that decides this (STYLE.md §4).
 func mapError(err error) wireError {
 	switch {
+	case errors.Is(err, auth.ErrThrottled):
+		// The password was not checked: [AUTH] would make clients throw
+		// away a good one. RFC 3206 §5: come back later.
+		return wireError{Code: "SYS/TEMP", Text: "too many failed logins, try again later", Level: slog.LevelInfo}
 	case errors.Is(err, auth.ErrFailed):
 		// RFC 3206 §4: the credentials are wrong.
 		return wireError{Code: "AUTH", Text: "authentication failed", Level: slog.LevelDebug}

@@ -17,6 +17,8 @@ func TestMapError(t *testing.T) {
 	}{
 		{auth.ErrFailed, "-ERR [AUTH] authentication failed"},
 		{fmt.Errorf("wrapped: %w", auth.ErrFailed), "-ERR [AUTH] authentication failed"},
+		{auth.ErrThrottled, "-ERR [SYS/TEMP] too many failed logins, try again later"},
+		{auth.ErrMalformed, "-ERR [AUTH] authentication failed"},
 		{store.ErrLocked, "-ERR [IN-USE] maildrop is locked by another session"},
 		{fmt.Errorf("lock: %w", store.ErrLocked), "-ERR [IN-USE] maildrop is locked by another session"},
 		{store.ErrNotFound, "-ERR no such message"},

@@ -30,6 +30,9 @@ const (
 
 	// storeTimeout bounds one metadata store call (login snapshot, UPDATE).
 	storeTimeout = 30 * time.Second
+	// authCheckTimeout bounds a password check, including the throttling
+	// wait that auth.Authenticator may impose (at most a minute).
+	authCheckTimeout = 90 * time.Second
 	// leaseRefreshInterval is how often a session refreshes its maildrop
 	// lease while it holds it.
 	leaseRefreshInterval = 30 * time.Second

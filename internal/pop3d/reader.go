@@ -20,7 +20,7 @@ const maxArgs = 2
 
 // command is one parsed command line.
 type command struct {
-	Name string   // upper-cased keyword, 3-4 letters (RFC 1939 §3)
+	Name string   // upper-cased keyword, 3-4 letters or digits (RFC 1939 §3)
 	Args []string // space-separated arguments, at most maxArgs
 	// Rest is everything after the keyword and one space, unsplit; PASS
 	// takes it whole, because passwords may contain spaces.
@@ -121,7 +121,7 @@ func parseCommand(line []byte) (command, error) {
 		switch {
 		case c >= 'a' && c <= 'z':
 			name[i] = c - 'a' + 'A'
-		case c >= 'A' && c <= 'Z':
+		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9': // digits: UTF8 (RFC 6856)
 			name[i] = c
 		default:
 			return command{}, errBadSyntax

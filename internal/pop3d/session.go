@@ -158,7 +158,7 @@ func (s *session) update(ctx context.Context) (int, error) {
 	if s.lost.Load() {
 		return 0, store.ErrLocked
 	}
-	if err := s.applySeen(ctx); err != nil {
+	if err := s.applySeen(ctx, true); err != nil {
 		return 0, err
 	}
 	var del []store.UID
@@ -197,16 +197,17 @@ func (s *session) update(ctx context.Context) (int, error) {
 	return len(del), nil
 }
 
-// applySeen sets \Seen on the messages RETR sent in full (MarkSeenOnRetr),
-// except those about to be expunged, and forgets them.
-func (s *session) applySeen(ctx context.Context) error {
+// applySeen sets \Seen on the messages RETR sent in full (MarkSeenOnRetr)
+// and forgets them. At UPDATE (quitting), messages about to be expunged
+// are skipped.
+func (s *session) applySeen(ctx context.Context, quitting bool) error {
 	if !s.markSeen {
 		return nil
 	}
 	var uids []store.UID
 	for i := range s.msgs {
 		m := &s.msgs[i]
-		if m.retrieved && !(m.deleted && s.policy == PolicyExpunge) {
+		if m.retrieved && !(quitting && m.deleted && s.policy == PolicyExpunge) {
 			uids = append(uids, m.uid)
 		}
 		m.retrieved = false
@@ -263,7 +264,7 @@ func (s *session) end(ctx context.Context) error {
 	s.refreshWG.Wait()
 	var errs []error
 	if !s.lost.Load() {
-		errs = append(errs, s.applySeen(ctx))
+		errs = append(errs, s.applySeen(ctx, false))
 	}
 	errs = append(errs, s.lease.Release())
 	return errors.Join(errs...)

@@ -1,0 +1,68 @@
+package pop3d
+
+import (
+	"encoding/base64"
+	"testing"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestAuthPlain(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxBadCommands = 100 })
+	good := b64("\x00" + e.acct.Address + "\x00" + testPassword)
+	t.Run("initial response", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN " + good).expectPrefix("+OK maildrop locked")
+		c.cmd("QUIT").expectPrefix("+OK")
+		c.expectClosed()
+	})
+	t.Run("continuation", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("auth plain").expect("+ ")
+		c.cmd(good).expectPrefix("+OK maildrop locked")
+		c.cmd("QUIT").expectPrefix("+OK")
+		c.expectClosed()
+	})
+	t.Run("authzid equal to user", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN " + b64(e.acct.Address+"\x00"+e.acct.Address+"\x00"+testPassword)).expectPrefix("+OK maildrop locked")
+		c.cmd("QUIT").expectPrefix("+OK")
+		c.expectClosed()
+	})
+	t.Run("other authzid", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN " + b64("admin@example.org\x00"+e.acct.Address+"\x00"+testPassword)).expect("-ERR [AUTH] authentication failed")
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN").expect("+ ")
+		c.cmd(b64("\x00" + e.acct.Address + "\x00wrong")).expect("-ERR [AUTH] authentication failed")
+		// Still in AUTHORIZATION, and can try again.
+		c.cmd("AUTH PLAIN " + good).expectPrefix("+OK maildrop locked")
+		c.cmd("QUIT").expectPrefix("+OK")
+		c.expectClosed()
+	})
+	t.Run("cancel", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN").expect("+ ")
+		c.cmd("*").expect("-ERR authentication cancelled")
+		c.cmd("NOOP").expect("-ERR command not valid in this state")
+	})
+	t.Run("bad base64 in continuation", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN").expect("+ ")
+		c.cmd("%%%").expect("-ERR invalid base64 in SASL response")
+	})
+	t.Run("malformed", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH PLAIN " + b64("no nuls here")).expect("-ERR [AUTH] authentication failed")
+	})
+	t.Run("login mechanism", func(t *testing.T) {
+		c := e.dialGreeted()
+		c.cmd("AUTH LOGIN").expect("+ " + b64("Username:"))
+		c.cmd(b64(e.acct.Address)).expect("+ " + b64("Password:"))
+		c.cmd(b64(testPassword)).expectPrefix("+OK maildrop locked")
+		c.cmd("QUIT").expectPrefix("+OK")
+		c.expectClosed()
+	})
+}
