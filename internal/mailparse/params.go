@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -220,24 +221,18 @@ func joinContinuations(params []Param) []Param {
 		}
 		list := segs[p.Name[1:]]
 		// Order by section number; sections must run 0,1,2... (RFC 2231
-		// §3): stop at the first gap.
+		// §3): stop at the first gap or repeat.
+		sort.SliceStable(list, func(a, b int) bool { return list[a].n < list[b].n })
 		var b strings.Builder
 		encoded := false
-		for want := 0; ; want++ {
-			found := false
-			for _, s := range list {
-				if s.n == want {
-					if want == 0 {
-						encoded = s.encoded
-					}
-					b.WriteString(s.value)
-					found = true
-					break
-				}
-			}
-			if !found {
+		for want, s := range list {
+			if s.n != want {
 				break
 			}
+			if want == 0 {
+				encoded = s.encoded
+			}
+			b.WriteString(s.value)
 		}
 		name := p.Value
 		if encoded {

@@ -101,7 +101,7 @@ type parser struct {
 
 	nlAtEnd int64 // newlines before the End of the last entity ended
 
-	bounds []string // open boundaries, innermost last, each with "--" prefix
+	bounds [][]byte // open boundaries, innermost last, each with "--" prefix
 	parts  int
 	kept   int // header bytes kept so far (maxKeptBytes)
 
@@ -158,7 +158,7 @@ func (p *parser) matchBoundary() (boundaryHit, bool) {
 	}
 	for i := len(p.bounds) - 1; i >= 0; i-- {
 		b := p.bounds[i]
-		if bytes.HasPrefix(p.line, []byte(b)) {
+		if bytes.HasPrefix(p.line, b) {
 			rest := p.line[len(b):]
 			return boundaryHit{level: i, close: len(rest) >= 2 && rest[0] == '-' && rest[1] == '-'}, true
 		}
@@ -361,7 +361,7 @@ func isMessage(part *Part) bool {
 // multipart parses the body of a multipart entity: preamble, parts,
 // epilogue (RFC 2046 §5.1.1).
 func (p *parser) multipart(part *Part, boundary string, depth int) boundaryHit {
-	p.bounds = append(p.bounds, "--"+boundary)
+	p.bounds = append(p.bounds, []byte("--"+boundary))
 	level := len(p.bounds) - 1
 	childType, childSub := "text", "plain"
 	if strings.EqualFold(part.Subtype, "digest") {

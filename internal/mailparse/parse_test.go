@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -493,5 +494,22 @@ func TestParseDeepMessages(t *testing.T) {
 	}
 	if depth > maxDepth+1 {
 		t.Errorf("depth %d", depth)
+	}
+}
+
+func TestParseManyParams(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: text/plain")
+	for i := 4999; i >= 0; i-- { // reverse order, ~50 KB: within maxFieldBytes
+		b.WriteString("; a*" + strconv.Itoa(i) + "=x")
+	}
+	b.WriteString("\r\n\r\nbody\r\n")
+	start := time.Now()
+	info := mustParse(t, b.String())
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("parsing 5000 parameter sections took %v", d)
+	}
+	if v := info.Root.Param("a"); len(v) != 5000 {
+		t.Errorf("joined value of %d octets", len(v))
 	}
 }
