@@ -22,7 +22,7 @@ func translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if isSentinel(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if isSentinel(err) || errors.Is(err, errNoneDelivered) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	if errors.Is(err, sql.ErrNoRows) {
