@@ -84,6 +84,14 @@ func (b *tableBodies) Put(ctx context.Context, tx pgx.Tx, id int64, r io.Reader,
 		_, err := tx.Exec(ctx, `INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, 0, $2)`, id, data)
 		return err
 	}
+	// One COPY carries the whole body: allow it the statement timeout
+	// plus a second per MiB, so that a large message on a slow link is not
+	// cut off by a timeout meant for ordinary statements.
+	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', CASE WHEN current_setting('statement_timeout') = '0' THEN '0'
+		ELSE ((extract(epoch FROM current_setting('statement_timeout')::interval) + $1) * 1000)::bigint::text END, true)`,
+		size>>20); err != nil {
+		return err
+	}
 	src := &chunkSource{id: id, r: r, buf: make([]byte, b.chunk)}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"body_chunks"}, []string{"body_id", "seq", "data"}, src)
 	if err == nil && src.err != nil {
