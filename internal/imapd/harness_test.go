@@ -266,3 +266,11 @@ func hasPrefix(lines []string, p string) bool {
 	}
 	return false
 }
+
+func storeFlags(sys ...store.SysFlags) store.Flags {
+	var f store.Flags
+	for _, s := range sys {
+		f.Sys |= s
+	}
+	return f
+}

@@ -355,7 +355,9 @@ func (d *decoder) string() string {
 	return ""
 }
 
-func isAStringChar(c byte) bool { return isAtomChar(c) || c == ']' }
+// isAStringChar: ASTRING-CHAR, plus 8-bit octets, which clients send in
+// unquoted UTF-8 mailbox names (accepted leniently; validated later).
+func isAStringChar(c byte) bool { return isAtomChar(c) || c == ']' || c >= 0x80 }
 
 // astring reads an atom (with "]") or a string.
 func (d *decoder) astring() string {
