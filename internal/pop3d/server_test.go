@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -334,3 +335,5 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func dialRaw(addr string) (net.Conn, error) {
 	return net.DialTimeout("tcp", addr, 2*time.Second)
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
