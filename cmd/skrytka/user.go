@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/skrytka/skrytka/internal/admin"
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("user: want add, passwd, del or list (see \"skrytka help\")")
+	}
+	sub := args[0]
+	fs := newFlagSet("user "+sub, stderr)
+	file := fs.String("config", "", "configuration file (TOML)")
+	var fromStdin *bool
+	if sub == "add" || sub == "passwd" {
+		fromStdin = fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	}
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	wantArgs := 1
+	switch sub {
+	case "add", "passwd", "del":
+	case "list":
+		wantArgs = 0
+	default:
+		return usagef("user: unknown subcommand %q: want add, passwd, del or list", sub)
+	}
+	if len(pos) != wantArgs {
+		if wantArgs == 0 {
+			return usagef("user list takes no address")
+		}
+		return usagef("user %s: want exactly one ADDRESS", sub)
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	var address string
+	if wantArgs == 1 {
+		if address, err = admin.NormalizeAddress(pos[0], nil); err != nil {
+			return usagef("user %s: %v", sub, err)
+		}
+	}
+	var password string
+	if fromStdin != nil {
+		if password, err = readPassword(stdin, stderr, *fromStdin); err != nil {
+			return err
+		}
+		if err := admin.CheckPassword(password); err != nil {
+			return usagef("user %s: %v", sub, err)
+		}
+	}
+
+	ctx := context.Background()
+	log := newLogger(cfg.Log, stderr)
+	st, err := openStore(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch sub {
+	case "add":
+		_, err := admin.AddUser(ctx, st, address, password, cfg.Domains)
+		switch {
+		case errors.Is(err, store.ErrExists):
+			return usagef("user add: %s already exists", address)
+		case errors.Is(err, admin.ErrBadAddress), errors.Is(err, admin.ErrBadPassword):
+			return usagef("user add: %v", err)
+		case err != nil:
+			return err
+		}
+		fmt.Fprintf(stdout, "added %s\n", address)
+	case "passwd":
+		if err := admin.SetPassword(ctx, st, address, password); errors.Is(err, store.ErrNotFound) {
+			return usagef("user passwd: no account %s", address)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s changed\n", address)
+	case "del":
+		if err := admin.DeleteUser(ctx, st, address); errors.Is(err, store.ErrNotFound) {
+			return usagef("user del: no account %s", address)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %s and all its mail\n", address)
+	case "list":
+		users, err := admin.ListUsers(ctx, st)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			fmt.Fprintf(stdout, "%s\t%d\n", u.Address, u.UsedBytes)
+		}
+	}
+	return nil
+}
+
+// readPassword reads the password from stdin's first line, or prompts on
+// the terminal without echo (twice, to catch typos).
+func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", usagef("-password-stdin: no password on standard input")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usagef("standard input is not a terminal: use -password-stdin")
+	}
+	fmt.Fprint(stderr, "Password: ")
+	pw, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	fmt.Fprint(stderr, "Repeat password: ")
+	pw2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if string(pw) != string(pw2) {
+		return "", usagef("the passwords differ")
+	}
+	return string(pw), nil
+}
