@@ -513,3 +513,30 @@ func TestParseManyParams(t *testing.T) {
 		t.Errorf("joined value of %d octets", len(v))
 	}
 }
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(b []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.ErrClosedPipe
+	}
+	n := min(len(b), r.n)
+	for i := range b[:n] {
+		b[i] = 'x'
+	}
+	r.n -= n
+	return n, nil
+}
+
+func TestParseReadError(t *testing.T) {
+	if _, err := Parse(&failingReader{n: 100}); err != io.ErrClosedPipe {
+		t.Errorf("read error not returned: %v", err)
+	}
+	// A stored body shorter than its metadata says (damage): ExtractText
+	// returns what there is.
+	msg := "Subject: s\r\n\r\nhello world\r\n"
+	info := mustParse(t, msg)
+	if _, body, err := ExtractText(strings.NewReader(msg[:20]), info, 0); err != nil || body != "hello " {
+		t.Errorf("short body: %v %q", err, body)
+	}
+}
