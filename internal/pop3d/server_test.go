@@ -31,6 +31,8 @@ type env struct {
 	srv   *Server
 	addr  string
 	tls   *tls.Config // client config trusting the test certificate
+	// certPEM is the server's self-signed certificate.
+	certPEM []byte
 }
 
 // testLogger logs to the test output when -v is given, so failures show
@@ -98,8 +100,8 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	st := openStore(t)
 	acct, inbox := createAccount(t, st, "user@example.org")
 	e := &env{t: t, st: st, acct: acct, inbox: inbox}
-	serverTLS, clientTLS := testTLS(t)
-	e.tls = clientTLS
+	serverTLS, clientTLS, certPEM := testTLS(t)
+	e.tls, e.certPEM = clientTLS, certPEM
 	opts := Options{
 		Store: st,
 		Auth: &auth.Authenticator{
@@ -144,7 +146,7 @@ func (e *env) serve(ln net.Listener) {
 
 // testTLS makes a self-signed certificate for the server and a client
 // config that trusts it.
-func testTLS(t testing.TB) (server, client *tls.Config) {
+func testTLS(t testing.TB) (server, client *tls.Config, certPEM []byte) {
 	t.Helper()
 	certPEM, keyPEM, err := listen.GenerateSelfSigned("pop.example.org", time.Now(), time.Hour)
 	if err != nil {
@@ -156,7 +158,7 @@ func testTLS(t testing.TB) (server, client *tls.Config) {
 	}
 	pool := newCertPool(t, certPEM)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		&tls.Config{RootCAs: pool, ServerName: "pop.example.org", MinVersion: tls.VersionTLS12}
+		&tls.Config{RootCAs: pool, ServerName: "pop.example.org", MinVersion: tls.VersionTLS12}, certPEM
 }
 
 // client is a raw line client for exact bytes.

@@ -88,8 +88,6 @@ func TestSTLSDiscardsPipelinedPlaintext(t *testing.T) {
 func TestPOP3S(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Plaintext = auth.PlaintextNever })
 	deliver(t, e.st, e.acct, e.inbox.ID, msg3)
-	serverTLS, _ := testTLS(t)
-	_ = serverTLS
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
