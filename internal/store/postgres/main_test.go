@@ -10,10 +10,14 @@ import (
 	"time"
 
 	"github.com/skrytka/skrytka/internal/store"
+	"github.com/skrytka/skrytka/internal/store/storetest"
 	"github.com/skrytka/skrytka/internal/testharness"
 )
 
-func TestMain(m *testing.M) { os.Exit(testharness.RunWithPG(m)) }
+func TestMain(m *testing.M) {
+	storetest.RunCrashChild(openAt) // never returns in the crash test's child
+	os.Exit(testharness.RunWithPG(m))
+}
 
 // openTest opens a Store on a fresh database of the shared throwaway server.
 func openTest(t testing.TB, opts Options) (*Store, string) {
