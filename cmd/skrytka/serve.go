@@ -136,6 +136,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		Store:     st,
 		Auth:      authn,
 		TLSConfig: tlsConfig,
+		Limiter:   limiter,
 		Logger:    log,
 		Hostname:  cfg.Hostname,
 		Plaintext: plaintext,
@@ -150,17 +151,21 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for _, s := range svcs {
-		for _, l := range s.listeners() {
-			raw, err := net.Listen("tcp", l.addr)
+		for _, p := range s.active() {
+			raw, err := net.Listen("tcp", p.addr)
 			if err != nil {
 				closeAll()
-				return &startupError{fmt.Errorf("%s listener on %s: %w", l.proto, l.addr, unwrapOpError(err))}
+				return &startupError{fmt.Errorf("%s listener on %s: %w", p.proto, p.addr, unwrapOpError(err))}
 			}
-			ln := limiter.Listener(raw, l.proto, l.reject)
-			if l.tls {
-				ln = tls.NewListener(ln, tlsConfig)
+			b := boundListener{svc: s, proto: p.proto, tls: p.tls, ln: raw, addr: raw.Addr().String(), serve: p.serve}
+			if p.serve == nil {
+				b.ln = limiter.Listener(raw, p.proto, p.reject)
+				if p.tls {
+					b.ln = tls.NewListener(b.ln, tlsConfig)
+				}
+				b.serve = s.srv.Serve
 			}
-			bound = append(bound, boundListener{svc: s, proto: l.proto, tls: l.tls, ln: ln, addr: raw.Addr().String()})
+			bound = append(bound, b)
 		}
 	}
 
@@ -172,7 +177,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := b.svc.srv.Serve(b.ln)
+			err := b.serve(b.ln)
 			select {
 			case <-shutdownStarted:
 			default:
@@ -197,7 +202,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	var swg sync.WaitGroup
 	for _, s := range svcs {
-		if !s.started(bound) {
+		if !started(s, bound) {
 			continue
 		}
 		swg.Add(1)
@@ -225,6 +230,16 @@ type boundListener struct {
 	tls   bool
 	ln    net.Listener
 	addr  string
+	serve func(net.Listener) error
+}
+
+func started(s *service, bound []boundListener) bool {
+	for _, b := range bound {
+		if b.svc == s {
+			return true
+		}
+	}
+	return false
 }
 
 func unwrapOpError(err error) error {

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/config"
+	"github.com/skrytka/skrytka/internal/imapd"
 	"github.com/skrytka/skrytka/internal/listen"
+	"github.com/skrytka/skrytka/internal/pop3d"
+	"github.com/skrytka/skrytka/internal/smtpd"
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -24,6 +28,7 @@ type deps struct {
 	Store     store.Store
 	Auth      *auth.Authenticator
 	TLSConfig *tls.Config
+	Limiter   *listen.Limiter
 	Logger    *slog.Logger
 	Hostname  string
 	Plaintext auth.PlaintextPolicy
@@ -31,54 +36,104 @@ type deps struct {
 
 // service is one protocol server and the ports it serves.
 type service struct {
-	name      string // "imap", "pop3", ...
-	srv       server
-	plain     string // address of the plain port (STARTTLS offered); "" off
-	plainName string // log name of the plain port
-	tlsAddr   string // address of the implicit-TLS port; "" off
-	tlsName   string
-	// reject tells a client on the plain port that the server is full,
-	// in the protocol's words.
+	name  string // "imap", "pop3", ...
+	srv   server
+	ports []port
+}
+
+// port is one listening address of a service.
+type port struct {
+	proto string // log name: "imap", "imaps", ...
+	addr  string // from the config; "" means off
+	tls   bool   // implicit TLS (the banner says so)
+	// serve runs the server on the raw listener. nil: main counts the
+	// connections with the shared Limiter, wraps TLS ports in
+	// tls.NewListener, and calls srv.Serve.
+	serve func(net.Listener) error
+	// reject tells a refused client on a plain port that the server is
+	// full, in the protocol's words (when main does the counting).
 	reject listen.RejectFunc
 }
 
-type listenerSpec struct {
-	proto, addr string
-	tls         bool
-	reject      listen.RejectFunc
-}
-
-func (s *service) listeners() []listenerSpec {
-	var ls []listenerSpec
-	if s.plain != "" {
-		ls = append(ls, listenerSpec{proto: s.plainName, addr: s.plain, reject: s.reject})
-	}
-	if s.tlsAddr != "" {
-		// A refusal on a TLS port is a plain close: no cleartext there.
-		ls = append(ls, listenerSpec{proto: s.tlsName, addr: s.tlsAddr, tls: true})
-	}
-	return ls
-}
-
-func (s *service) started(bound []boundListener) bool {
-	for _, b := range bound {
-		if b.svc == s {
-			return true
+func (s *service) active() []port {
+	var ps []port
+	for _, p := range s.ports {
+		if p.addr != "" {
+			ps = append(ps, p)
 		}
 	}
-	return false
+	return ps
 }
 
-func rejectLine(line string) listen.RejectFunc {
-	return func(c net.Conn, why listen.Reason) { c.Write([]byte(line + string(why) + "\r\n")) }
+func rejectLine(format string) listen.RejectFunc {
+	return func(c net.Conn, why listen.Reason) { fmt.Fprintf(c, format, why) }
 }
 
 // services builds every protocol server this binary has. Adding one is a
-// few explicit lines here: its Options from cfg and d, its ports and its
-// "too busy" reply.
+// few explicit lines here: its Options from cfg and d, and its ports.
+// Submission (issue 6) is not wired yet: its listeners are not opened.
 func services(cfg *config.Config, d deps) []*service {
 	var svcs []*service
-	_ = cfg
-	_ = d
+
+	// IMAP4rev2/rev1: internal/imapd.
+	imap := imapd.New(imapd.Options{
+		Store: d.Store, Auth: d.Auth, TLSConfig: d.TLSConfig, Logger: d.Logger,
+		Hostname: d.Hostname, Plaintext: d.Plaintext,
+		AppendLimit: int64(cfg.IMAP.AppendLimit),
+	})
+	svcs = append(svcs, &service{name: "imap", srv: imap, ports: []port{
+		{proto: "imap", addr: cfg.IMAP.Listen, reject: rejectLine("* BYE [UNAVAILABLE] %s, try again later\r\n")},
+		{proto: "imaps", addr: cfg.IMAP.TLSListen, tls: true},
+	}})
+
+	// POP3: internal/pop3d.
+	pop := pop3d.New(pop3d.Options{
+		Store: d.Store, Auth: d.Auth, TLSConfig: d.TLSConfig, Logger: d.Logger,
+		Hostname: d.Hostname, Plaintext: d.Plaintext,
+		AfterDownload:  pop3d.Policy(cfg.POP3.AfterDownload),
+		MarkSeenOnRetr: cfg.POP3.MarkSeenOnRetr,
+	})
+	svcs = append(svcs, &service{name: "pop3", srv: pop, ports: []port{
+		{proto: "pop3", addr: cfg.POP3.Listen, reject: rejectLine("-ERR [SYS/TEMP] %s, try again later\r\n")},
+		{proto: "pop3s", addr: cfg.POP3.TLSListen, tls: true},
+	}})
+
+	// SMTP as the MX, and LMTP: internal/smtpd. It counts connections
+	// with the shared Limiter itself and answers 421 over the caps.
+	smtpOpts := smtpd.Options{
+		Store: d.Store, Auth: d.Auth, PlaintextAuth: d.Plaintext, TLSConfig: d.TLSConfig,
+		Logger: d.Logger, Limiter: d.Limiter, Hostname: d.Hostname,
+		Domains:            cfg.Domains,
+		RecipientDelimiter: cfg.SMTP.RecipientDelimiter,
+		NoSubaddressing:    cfg.SMTP.RecipientDelimiter == "",
+		Aliases:            smtpAliases(cfg),
+		MaxMessageBytes:    int64(cfg.SMTP.MaxMessageSize),
+		MaxRecipients:      cfg.SMTP.MaxRecipients,
+		DMARCPolicy:        smtpd.DMARCPolicy(cfg.SMTP.DMARCPolicy),
+	}
+	mx := smtpd.New(smtpOpts)
+	svcs = append(svcs, &service{name: "smtp", srv: mx, ports: []port{
+		{proto: "smtp", addr: cfg.SMTP.Listen, serve: mx.Serve},
+	}})
+	lmtpOpts := smtpOpts
+	lmtpOpts.Mode = smtpd.ModeLMTP
+	lmtp := smtpd.New(lmtpOpts)
+	svcs = append(svcs, &service{name: "lmtp", srv: lmtp, ports: []port{
+		{proto: "lmtp", addr: cfg.LMTP.Listen, serve: lmtp.Serve},
+	}})
+
 	return svcs
+}
+
+// smtpAliases merges [smtp] aliases and catchall into smtpd's form, where
+// "@domain" is a domain's catch-all.
+func smtpAliases(cfg *config.Config) map[string][]string {
+	m := make(map[string][]string, len(cfg.SMTP.Aliases)+len(cfg.SMTP.Catchall))
+	for k, v := range cfg.SMTP.Aliases {
+		m[k] = v
+	}
+	for dom, to := range cfg.SMTP.Catchall {
+		m["@"+dom] = []string{to}
+	}
+	return m
 }

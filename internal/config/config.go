@@ -94,10 +94,11 @@ type SMTP struct {
 	// catchall: domain -> local address that gets mail for unknown users
 	// of that domain. Default none.
 	Catchall map[string]string `toml:"catchall"`
-	// reject_dmarc_fail: reject (550 5.7.1) mail whose DMARC check fails
-	// with a p=reject policy. Default false: results are only recorded in
-	// Authentication-Results.
-	RejectDMARCFail bool `toml:"reject_dmarc_fail"`
+	// dmarc_policy: "annotate" (default) only records SPF/DKIM/DMARC
+	// results in Authentication-Results; "enforce" applies the sender
+	// domain's published DMARC policy (p=reject refused, p=quarantine
+	// delivered to Junk).
+	DMARCPolicy string `toml:"dmarc_policy"`
 }
 
 // LMTP is the [lmtp] section.
@@ -192,7 +193,7 @@ func Defaults() Config {
 		Domains:    []string{"localhost"},
 		IMAP:       IMAP{Listen: "127.0.0.1:1143", TLSListen: "127.0.0.1:1993", AppendLimit: 50 << 20},
 		POP3:       POP3{Listen: "127.0.0.1:1110", TLSListen: "127.0.0.1:1995", AfterDownload: "expunge"},
-		SMTP:       SMTP{Listen: "127.0.0.1:2525", MaxMessageSize: 50 << 20, MaxRecipients: 100, RecipientDelimiter: "+"},
+		SMTP:       SMTP{Listen: "127.0.0.1:2525", MaxMessageSize: 50 << 20, MaxRecipients: 100, RecipientDelimiter: "+", DMARCPolicy: "annotate"},
 		LMTP:       LMTP{Listen: "127.0.0.1:2424"},
 		Submission: Submission{Listen: "127.0.0.1:1587", TLSListen: "127.0.0.1:1465"},
 		Auth: Auth{
@@ -333,6 +334,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.SMTP.RecipientDelimiter) > 1 || strings.ContainsAny(c.SMTP.RecipientDelimiter, "@\" \t") {
 		return bad("smtp.recipient_delimiter", "must be one character other than @, quote or space, or empty")
+	}
+	switch c.SMTP.DMARCPolicy {
+	case "annotate", "enforce":
+	default:
+		return bad("smtp.dmarc_policy", "must be \"annotate\" or \"enforce\", not %q", c.SMTP.DMARCPolicy)
 	}
 	aliases := make(map[string][]string, len(c.SMTP.Aliases))
 	for from, to := range c.SMTP.Aliases {
