@@ -24,7 +24,7 @@ func TestListAndMailboxCommands(t *testing.T) {
 		}
 	}
 	rc.ok("c CREATE Work/Projects/2026")
-	rc.ok("d CREATE Töö") // rev1 client sending raw UTF-8: accepted
+	rc.ok("d CREATE Töö")                // rev1 client sending raw UTF-8: accepted
 	rc.ok("e CREATE &BB4EQgRHBDUEQgRL-") // "Отчеты" in modified UTF-7
 	u = rc.ok(`f LIST "" %`)
 	if !hasLine(u, `* LIST (\HasChildren) "/" Work`) || !hasLine(u, `* LIST (\HasNoChildren) "/" T&APYA9g-`) ||

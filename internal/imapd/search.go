@@ -44,26 +44,30 @@ func cmdSearch(c *conn, cmd *command) error {
 	var ret []string
 	esearch := c.rev2
 	d.sp()
-	if d.peek() == 'R' || d.peek() == 'r' {
-		// "RETURN (...)" — but "R" may not start another key, so look ahead.
-		if b, _ := d.br.Peek(7); strings.EqualFold(string(b), "RETURN ") {
-			d.atom()
-			d.sp()
-			esearch = true
-			d.list(true, func() {
-				o := strings.ToUpper(d.atom())
-				switch o {
-				case "MIN", "MAX", "ALL", "COUNT", "SAVE":
-					ret = append(ret, o)
-				default:
-					d.fail("unknown SEARCH return option")
-				}
-			})
-			d.sp()
+	// The first word may be RETURN, CHARSET or the first search key.
+	var first string
+	if c := d.peek(); c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' {
+		first = strings.ToUpper(d.atom())
+	}
+	if first == "RETURN" {
+		d.sp()
+		esearch = true
+		d.list(true, func() {
+			o := strings.ToUpper(d.atom())
+			switch o {
+			case "MIN", "MAX", "ALL", "COUNT", "SAVE":
+				ret = append(ret, o)
+			default:
+				d.fail("unknown SEARCH return option")
+			}
+		})
+		d.sp()
+		first = ""
+		if c := d.peek(); c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' {
+			first = strings.ToUpper(d.atom())
 		}
 	}
-	if b, _ := d.br.Peek(8); strings.EqualFold(string(b), "CHARSET ") {
-		d.atom()
+	if first == "CHARSET" {
 		d.sp()
 		cs := strings.ToUpper(d.astring())
 		d.sp()
@@ -72,11 +76,13 @@ func cmdSearch(c *conn, cmd *command) error {
 			d.atLineEnd = true
 			return no("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
 		}
+		first = ""
 	}
 	prog := &searchProg{}
 	var keys []*searchKey
 	for d.err == nil {
-		keys = append(keys, c.searchKey(d, prog, 0))
+		keys = append(keys, c.searchKey(d, prog, 0, first))
+		first = ""
 		if !d.maybe(' ') {
 			break
 		}
@@ -170,13 +176,16 @@ func cmdSearch(c *conn, cmd *command) error {
 }
 
 // searchKey parses one search-key.
-func (c *conn) searchKey(d *decoder, p *searchProg, depth int) *searchKey {
+func (c *conn) searchKey(d *decoder, p *searchProg, depth int, name string) *searchKey {
 	p.keys++
 	if p.keys > maxSearchKeys || depth > c.srv.opts.MaxNesting*4 {
 		d.fail("search program too complex")
 		return nil
 	}
 	s := c.sel
+	if name != "" {
+		return c.namedKey(d, p, depth, name)
+	}
 	ch := d.peek()
 	if d.err != nil {
 		return nil
@@ -185,7 +194,7 @@ func (c *conn) searchKey(d *decoder, p *searchProg, depth int) *searchKey {
 		k := &searchKey{op: "AND"}
 		d.list(false, func() {
 			for d.err == nil {
-				k.kids = append(k.kids, c.searchKey(d, p, depth+1))
+				k.kids = append(k.kids, c.searchKey(d, p, depth+1, ""))
 				if d.peek() != ' ' {
 					return
 				}
@@ -216,7 +225,12 @@ func (c *conn) searchKey(d *decoder, p *searchProg, depth int) *searchKey {
 		}
 		return k
 	}
-	name := strings.ToUpper(d.atom())
+	return c.namedKey(d, p, depth, strings.ToUpper(d.atom()))
+}
+
+// namedKey parses the rest of a search key whose name was read.
+func (c *conn) namedKey(d *decoder, p *searchProg, depth int, name string) *searchKey {
+	s := c.sel
 	str := func() string { d.sp(); return strings.ToLower(d.astring()) }
 	flagKey := func(f store.SysFlags, neg bool) *searchKey {
 		k := &searchKey{op: "FLAG", flag: f}
@@ -284,12 +298,12 @@ func (c *conn) searchKey(d *decoder, p *searchProg, depth int) *searchKey {
 		return k
 	case "NOT":
 		d.sp()
-		return &searchKey{op: "NOT", kids: []*searchKey{c.searchKey(d, p, depth+1)}}
+		return &searchKey{op: "NOT", kids: []*searchKey{c.searchKey(d, p, depth+1, "")}}
 	case "OR":
 		d.sp()
-		a := c.searchKey(d, p, depth+1)
+		a := c.searchKey(d, p, depth+1, "")
 		d.sp()
-		b := c.searchKey(d, p, depth+1)
+		b := c.searchKey(d, p, depth+1, "")
 		return &searchKey{op: "OR", kids: []*searchKey{a, b}}
 	case "MODSEQ":
 		// MODSEQ [entry-name entry-type-req] mod-sequence-valzer
