@@ -44,6 +44,9 @@ var capabilityList = []struct {
 	{"STATUS=SIZE", capAlways},        // RFC 8438
 	{"UTF8=ACCEPT", capAlways},        // RFC 6855
 	{"APPENDLIMIT", capAlways},        // RFC 7889 (with "=<n>")
+	{"ESEARCH", capAlways},            // RFC 4731
+	{"SEARCHRES", capAlways},          // RFC 5182
+	{"BINARY", capAlways},             // RFC 3516
 }
 
 // appendCaps appends the space-separated capability list for this

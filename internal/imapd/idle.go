@@ -17,6 +17,7 @@ func cmdIdle(c *conn, cmd *command) error {
 		return err
 	}
 	if c.sel != nil {
+		c.forceSync()
 		c.sendUpdates(true)
 		if err := c.flush(); err != nil {
 			return err

@@ -9,7 +9,7 @@ func cmdNoop(c *conn, cmd *command) error {
 	if err := cmd.d.end(); err != nil {
 		return err
 	}
-	c.pollChanges()
+	c.forceSync()
 	return c.ok(cmd, "", "NOOP completed")
 }
 
@@ -18,7 +18,7 @@ func cmdCheck(c *conn, cmd *command) error {
 	if err := cmd.d.end(); err != nil {
 		return err
 	}
-	c.pollChanges()
+	c.forceSync()
 	return c.ok(cmd, "", "CHECK completed")
 }
 
@@ -126,4 +126,12 @@ func cmdNamespace(c *conn, cmd *command) error {
 	c.out = b
 	c.send(b)
 	return c.ok(cmd, "", "NAMESPACE completed")
+}
+
+// forceSync makes the next reply re-read the selected mailbox even without
+// a change hint: clients poll with NOOP and expect current news.
+func (c *conn) forceSync() {
+	if c.sel != nil {
+		c.sel.dirty = true
+	}
 }
