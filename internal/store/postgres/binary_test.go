@@ -19,9 +19,9 @@ import (
 
 // skrytkaNode is one `skrytka serve` process.
 type skrytkaNode struct {
-	cmd                  *exec.Cmd
-	stderr               *bytes.Buffer
-	cfg                  string
+	cmd                   *exec.Cmd
+	stderr                *bytes.Buffer
+	cfg                   string
 	imap, pop, lmtp, smtp string
 }
 
