@@ -47,6 +47,8 @@ var capabilityList = []struct {
 	{"ESEARCH", capAlways},            // RFC 4731
 	{"SEARCHRES", capAlways},          // RFC 5182
 	{"BINARY", capAlways},             // RFC 3516
+	{"CONDSTORE", capAlways},          // RFC 7162 §3.1
+	{"QRESYNC", capAlways},            // RFC 7162 §3.2
 }
 
 // appendCaps appends the space-separated capability list for this
