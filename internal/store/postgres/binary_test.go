@@ -122,15 +122,23 @@ func (n *skrytkaNode) start(t *testing.T, bin string) {
 // recipient's reply was 250.
 func lmtpDeliver(t *testing.T, addr, rcpt, subject string) bool {
 	t.Helper()
+	ok, _ := lmtpTry(t, addr, rcpt, subject)
+	return ok
+}
+
+// lmtpTry is lmtpDeliver that also returns the first reply that was not
+// the expected one ("" when all were).
+func lmtpTry(t *testing.T, addr, rcpt, subject string) (bool, string) {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return false
+		return false, err.Error()
 	}
 	defer c.Close()
 	l := &lineConn{t: t, c: c, br: bufio.NewReader(c)}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := l.br.ReadString('\n'); err != nil {
-		return false
+		return false, err.Error()
 	}
 	steps := []struct{ send, want string }{
 		{"LHLO test", "250 "},
@@ -141,24 +149,24 @@ func lmtpDeliver(t *testing.T, addr, rcpt, subject string) bool {
 	}
 	for _, s := range steps {
 		if _, err := fmt.Fprintf(c, "%s\r\n", s.send); err != nil {
-			return false
+			return false, err.Error()
 		}
 		for {
 			line, err := l.br.ReadString('\n')
 			if err != nil {
-				return false
+				return false, err.Error()
 			}
 			if len(line) >= 4 && line[3] == '-' {
 				continue // continuation of a multi-line reply
 			}
 			if !strings.HasPrefix(line, s.want[:3]) {
-				return false
+				return false, strings.TrimSpace(line)
 			}
 			break
 		}
 	}
 	fmt.Fprintf(c, "QUIT\r\n")
-	return true
+	return true, ""
 }
 
 // TestBinaryTwoNodes is the multi-node test of the scale-out issue with

@@ -13,6 +13,7 @@ import (
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/imapd"
 	"github.com/skrytka/skrytka/internal/pop3d"
+	"github.com/skrytka/skrytka/internal/smtpd"
 	"github.com/skrytka/skrytka/internal/store"
 	"github.com/skrytka/skrytka/internal/testharness"
 )
@@ -20,8 +21,8 @@ import (
 // node is one Skrytka "node" in this process: IMAP and POP3 servers over
 // their own Store, sharing the database with the other nodes.
 type node struct {
-	st        *Store
-	imap, pop string
+	st              *Store
+	imap, pop, lmtp string
 }
 
 func startNode(t *testing.T, dsn string, opts Options) *node {
@@ -39,10 +40,16 @@ func startNode(t *testing.T, dsn string, opts Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lm := smtpd.New(smtpd.Options{Mode: smtpd.ModeLMTP, Store: st, Domains: []string{"example.com"}, Logger: quiet})
+	lln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go is.Serve(iln)
 	go ps.Serve(pln)
-	t.Cleanup(func() { is.Close(); ps.Close() })
-	return &node{st: st, imap: iln.Addr().String(), pop: pln.Addr().String()}
+	go lm.Serve(lln)
+	t.Cleanup(func() { is.Close(); ps.Close(); lm.Close() })
+	return &node{st: st, imap: iln.Addr().String(), pop: pln.Addr().String(), lmtp: lln.Addr().String()}
 }
 
 // lineConn is a minimal line client for raw protocol exchanges.
@@ -201,8 +208,8 @@ func TestTwoNodesIMAPAndPOP3(t *testing.T) {
 
 // TestFrontEndsDuringOutage stops PostgreSQL under open IMAP and POP3
 // sessions: commands get temporary failures (NO [UNAVAILABLE],
-// -ERR [SYS/TEMP]) and work again once the server is back, on the same
-// connections.
+// -ERR [SYS/TEMP], LMTP 451) and work again once the server is back, on
+// the same IMAP connection; nothing acknowledged is lost.
 func TestFrontEndsDuringOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts its own PostgreSQL server")
@@ -215,7 +222,10 @@ func TestFrontEndsDuringOutage(t *testing.T) {
 	defer func() { srv.Stop(); srv.Remove() }()
 	dsn := srv.NewDatabase(t)
 	n := startNode(t, dsn, Options{ConnectTimeout: time.Second})
-	newUser(t, n.st, "down@example.com", "pw")
+	acct := newUser(t, n.st, "down@example.com", "pw")
+	if ok, r := lmtpTry(t, n.lmtp, "down@example.com", "before"); !ok {
+		t.Fatalf("LMTP before the outage: %s", r)
+	}
 
 	im := dialLine(t, n.imap)
 	im.cmd("a1", "LOGIN down@example.com pw")
@@ -232,6 +242,9 @@ func TestFrontEndsDuringOutage(t *testing.T) {
 	po.send("PASS pw")
 	if r := po.line(10 * time.Second); !strings.HasPrefix(r, "-ERR [SYS/TEMP]") {
 		t.Fatalf("POP3 login while the database is down: %s", r)
+	}
+	if ok, r := lmtpTry(t, n.lmtp, "down@example.com", "during"); ok || !strings.HasPrefix(r, "451") {
+		t.Fatalf("LMTP while the database is down: ok=%v reply %q, want 451", ok, r)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -253,5 +266,12 @@ func TestFrontEndsDuringOutage(t *testing.T) {
 	po2.send("PASS pw")
 	if r := po2.line(10 * time.Second); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("POP3 login after restart: %s", r)
+	}
+	if ok, r := lmtpTry(t, n.lmtp, "down@example.com", "after"); !ok {
+		t.Fatalf("LMTP after restart: %s", r)
+	}
+	inbox, err := n.st.Mailbox(context.Background(), acct.ID, "INBOX")
+	if err != nil || inbox.Messages != 2 {
+		t.Fatalf("INBOX after the outage: %+v %v (want the 2 acknowledged messages)", inbox, err)
 	}
 }
