@@ -35,7 +35,9 @@ const helpText = `Skrytka mail server.
 
 Usage:
   skrytka serve [-config FILE]           run every configured listener
-  skrytka serve -demo                    run a demo on loopback (data in ./skrytka-data)
+  skrytka serve -demo [-config FILE]     run a demo: account demo@localhost with a generated
+                                         password, a welcome message, loopback listeners
+                                         (without -config: data in ./skrytka-data)
   skrytka user add ADDRESS [-password-stdin] [-config FILE]
   skrytka user passwd ADDRESS [-password-stdin] [-config FILE]
   skrytka user del ADDRESS [-config FILE]

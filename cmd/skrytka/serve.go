@@ -60,16 +60,13 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	file := fs.String("config", "", "configuration file (TOML)")
-	demo := fs.Bool("demo", false, "run a demo server on loopback with data in ./skrytka-data")
+	demo := fs.Bool("demo", false, "set up the demo account demo@localhost and print how to use it")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usagef("serve: unexpected argument %q", pos[0])
-	}
-	if *demo && *file != "" {
-		return usagef("serve: -demo and -config exclude each other")
 	}
 	cfg, err := loadConfig(*file)
 	if err != nil {

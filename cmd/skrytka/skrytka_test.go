@@ -1,0 +1,538 @@
+package main
+
+// Black-box tests: build the real binary once, run it as a subprocess with
+// temporary configs on free loopback ports, and talk to it over sockets.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skrytka/skrytka/internal/listen"
+	"github.com/skrytka/skrytka/internal/testharness"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "skrytka-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary, err = testharness.BuildBinary(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a subprocess's output safely.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// ports are the listener addresses of a test config.
+type ports struct{ imap, imaps, pop3, pop3s, smtp, lmtp string }
+
+// writeConfig writes a config with free ports into dir. dataDir "" leaves
+// data_dir at its default (./skrytka-data, relative to the working
+// directory). extra is appended verbatim.
+func writeConfig(t *testing.T, dir, dataDir, extra string) (string, ports) {
+	t.Helper()
+	a := testharness.FreeAddrs(t, 6)
+	p := ports{a[0], a[1], a[2], a[3], a[4], a[5]}
+	var b strings.Builder
+	if dataDir != "" {
+		fmt.Fprintf(&b, "data_dir = %q\n", dataDir)
+	}
+	fmt.Fprintf(&b, "[imap]\nlisten = %q\ntls_listen = %q\n", p.imap, p.imaps)
+	fmt.Fprintf(&b, "[pop3]\nlisten = %q\ntls_listen = %q\n", p.pop3, p.pop3s)
+	fmt.Fprintf(&b, "[smtp]\nlisten = %q\n[lmtp]\nlisten = %q\n", p.smtp, p.lmtp)
+	fmt.Fprintf(&b, "[submission]\nlisten = \"\"\ntls_listen = \"\"\n")
+	b.WriteString(extra)
+	path := filepath.Join(dir, "skrytka.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, p
+}
+
+// proc is a running skrytka.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+	err            error
+}
+
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+		}
+	})
+	return p
+}
+
+// waitStarted waits for the start-up log line.
+func (p *proc) waitStarted(t *testing.T) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(p.stderr.String(), "skrytka started") {
+		select {
+		case <-p.done:
+			t.Fatalf("skrytka exited during start-up: %v\n%s", p.err, p.stderr)
+		case <-deadline:
+			t.Fatalf("skrytka did not start:\n%s", p.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for the process to exit and returns its exit code (-1 when
+// killed by a signal).
+func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("skrytka did not exit within %v", timeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// runOnce runs skrytka to completion with stdin and returns its exit code
+// and output.
+func runOnce(t *testing.T, dir, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), o.String(), e.String()
+}
+
+// selfSignedClient trusts the certificate skrytka generated in dataDir.
+func selfSignedClient(t *testing.T, dataDir string) *tls.Config {
+	t.Helper()
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", listen.SelfSignedCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("bad certificate file")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+}
+
+func TestServeStartAcceptStop(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	cfg, p := writeConfig(t, dir, dataDir, "[log]\nformat = \"json\"\n")
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+
+	testharness.Dial(t, p.imap).Expect("* OK")
+	testharness.Dial(t, p.pop3).Expect("+OK")
+	testharness.Dial(t, p.smtp).Expect("220 ")
+	testharness.Dial(t, p.lmtp).Expect("220 ")
+	tlsCfg := selfSignedClient(t, dataDir)
+	testharness.DialTLS(t, p.imaps, tlsCfg).Expect("* OK")
+	testharness.DialTLS(t, p.pop3s, tlsCfg).Expect("+OK")
+	for _, want := range []string{p.imap, p.imaps, p.pop3, p.pop3s, p.smtp, p.lmtp} {
+		if !strings.Contains(srv.stdout.String(), want) {
+			t.Errorf("start-up output does not list %s:\n%s", want, srv.stdout)
+		}
+	}
+
+	// SIGHUP reloads the certificate and keeps serving.
+	srv.signal(t, syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.stderr.String(), "tls certificate reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("no reload logged after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	testharness.Dial(t, p.imap).Expect("* OK")
+
+	srv.signal(t, syscall.SIGTERM)
+	if code := srv.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d", code)
+	}
+	logs := srv.stderr.String()
+	for _, want := range []string{`"msg":"conn open"`, `"msg":"conn close"`, `"msg":"shutting down`, `"msg":"stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	if strings.Contains(logs, "goroutine ") || strings.Contains(logs, "panic") {
+		t.Errorf("panic in log:\n%s", logs)
+	}
+}
+
+// TestShutdownFinishesInFlight: after SIGTERM a message in the middle of
+// DATA may still be completed (and acknowledged); then the process exits.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	dir := t.TempDir()
+	cfg, p := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	if code, _, e := runOnce(t, dir, "longpassword\n", "user", "add", "rcpt@localhost", "-password-stdin", "-config", cfg); code != 0 {
+		t.Fatalf("user add: %d %s", code, e)
+	}
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+	c := testharness.Dial(t, p.lmtp)
+	c.Expect("220 ")
+	c.Send("LHLO test")
+	c.ExpectUntil("250 ")
+	c.Send("MAIL FROM:<a@example.org>")
+	c.Expect("250 ")
+	c.Send("RCPT TO:<rcpt@localhost>")
+	c.Expect("250 ")
+	c.Send("DATA")
+	c.Expect("354 ")
+	c.Write("Subject: in flight\r\n\r\nfirst half\r\n")
+
+	srv.signal(t, syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-srv.done:
+		t.Fatal("exited while a message was in flight")
+	default:
+	}
+	c.Write("second half\r\n.\r\n")
+	c.Expect("250 ")
+	if code := srv.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code = %d", code)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM does not wait for the
+// grace period that a message in flight would otherwise get.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg, p := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	if code, _, e := runOnce(t, dir, "longpassword\n", "user", "add", "rcpt@localhost", "-password-stdin", "-config", cfg); code != 0 {
+		t.Fatalf("user add: %d %s", code, e)
+	}
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+	c := testharness.Dial(t, p.lmtp)
+	c.Expect("220 ")
+	c.Send("LHLO test")
+	c.ExpectUntil("250 ")
+	c.Send("MAIL FROM:<a@example.org>")
+	c.Expect("250 ")
+	c.Send("RCPT TO:<rcpt@localhost>")
+	c.Expect("250 ")
+	c.Send("DATA")
+	c.Expect("354 ")
+	c.Write("Subject: never finished\r\n\r\n")
+
+	srv.signal(t, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.stderr.String(), "shutting down") {
+		if time.Now().After(deadline) {
+			t.Fatal("no shutdown logged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-srv.done:
+		t.Fatal("exited before the grace period although a message was in flight")
+	default:
+	}
+	t0 := time.Now()
+	srv.signal(t, syscall.SIGTERM)
+	srv.wait(t, 5*time.Second)
+	if el := time.Since(t0); el > 3*time.Second {
+		t.Fatalf("second signal took %v", el)
+	}
+}
+
+// quietConfig builds a config in which every listener is off except what
+// the overrides set. Each override is "section.key = value" (section ""
+// for the top level) and replaces the key's line; raw is appended as is.
+func quietConfig(dataDir string, overrides []string, raw string) string {
+	order := []string{"", "imap", "pop3", "smtp", "lmtp", "submission", "tls"}
+	lines := map[string][]string{
+		"":           {fmt.Sprintf("data_dir = %q", dataDir)},
+		"imap":       {`listen = ""`, `tls_listen = ""`},
+		"pop3":       {`listen = ""`, `tls_listen = ""`},
+		"smtp":       {`listen = ""`},
+		"lmtp":       {`listen = ""`},
+		"submission": {`listen = ""`, `tls_listen = ""`},
+	}
+	for _, o := range overrides {
+		key, val, _ := strings.Cut(o, " = ")
+		sec, k := "", key
+		if i := strings.IndexByte(key, '.'); i >= 0 {
+			sec, k = key[:i], key[i+1:]
+		}
+		replaced := false
+		for i, l := range lines[sec] {
+			if strings.HasPrefix(l, k+" = ") {
+				lines[sec][i], replaced = k+" = "+val, true
+			}
+		}
+		if !replaced {
+			lines[sec] = append(lines[sec], k+" = "+val)
+		}
+	}
+	var b strings.Builder
+	for _, sec := range order {
+		if sec != "" {
+			if len(lines[sec]) == 0 {
+				continue
+			}
+			b.WriteString("[" + sec + "]\n")
+		}
+		for _, l := range lines[sec] {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String() + raw
+}
+
+func TestStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	busy := testharness.FreeAddrs(t, 1)[0]
+	holder, err := net.Listen("tcp", busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	for _, tc := range []struct {
+		name      string
+		overrides []string // config lines (see quietConfig); nil and raw "": no config
+		raw       string
+		args      []string // after "serve" (the config path is added when there is one)
+		want      []string // substrings of the one error line
+	}{
+		{"unknown key", []string{`imap.lisen = "127.0.0.1:1"`}, "", nil, []string{"imap.lisen", "unknown key", "bad.toml:5"}},
+		{"bad value", []string{`smtp.max_message_size = "lots"`}, "", nil, []string{"smtp.max_message_size", "bad.toml"}},
+		{"bad address", []string{`pop3.listen = "localhost"`}, "", nil, []string{"pop3.listen", "bad address"}},
+		{"syntax", nil, "[imap\n", nil, []string{"bad.toml"}},
+		{"missing file", nil, "", []string{"-config", "nope.toml"}, []string{"nope.toml", "no such file"}},
+		{"bad flag", nil, "", []string{"-verbose"}, []string{"-verbose"}},
+		{"extra argument", nil, "", []string{"now"}, []string{"now"}},
+		{"port in use", []string{`imap.listen = "` + busy + `"`}, "", nil, []string{"imap listener", busy, "address already in use"}},
+		{"unreadable cert", []string{`tls.cert_file = "missing-cert.pem"`, `tls.key_file = "missing-key.pem"`}, "", nil, []string{"missing-cert.pem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve"}, tc.args...)
+			if tc.overrides != nil || tc.raw != "" {
+				sub := t.TempDir()
+				cfg := filepath.Join(sub, "bad.toml")
+				text := quietConfig(filepath.Join(sub, "data"), tc.overrides, tc.raw)
+				if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "-config", cfg)
+			}
+			code, _, stderr := runOnce(t, dir, "", args...)
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr)
+			}
+			line := strings.TrimSpace(stderr)
+			if strings.Count(line, "\n") != 0 || !strings.HasPrefix(line, "skrytka: ") {
+				t.Fatalf("want one line starting with \"skrytka: \", got:\n%s", stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("error line %q lacks %q", line, w)
+				}
+			}
+		})
+	}
+}
+
+var passwordLine = regexp.MustCompile(`password: (\S+)`)
+
+// TestDemoTwice runs `serve -demo` twice in the same directory: the second
+// run reuses the account, its password and its mail.
+func TestDemoTwice(t *testing.T) {
+	dir := t.TempDir()
+	cfg, p := writeConfig(t, dir, "", "")
+	var passwords []string
+	for run := 0; run < 2; run++ {
+		srv := start(t, dir, "serve", "-demo", "-config", cfg)
+		srv.waitStarted(t)
+		m := passwordLine.FindStringSubmatch(srv.stdout.String())
+		if m == nil {
+			t.Fatalf("run %d printed no password:\n%s", run, srv.stdout)
+		}
+		passwords = append(passwords, m[1])
+		out := srv.stdout.String()
+		if !strings.Contains(out, "demo@localhost") || !strings.Contains(out, p.imap) {
+			t.Errorf("run %d banner lacks the account or the IMAP port:\n%s", run, out)
+		}
+
+		c := testharness.Dial(t, p.imap)
+		c.Expect("* OK")
+		c.Send("a LOGIN demo@localhost %s", m[1])
+		c.ExpectUntil("a OK")
+		c.Send("b SELECT INBOX")
+		lines := c.ExpectUntil("b ")
+		if !strings.HasPrefix(lines[len(lines)-1], "b OK") || !contains(lines, "* 1 EXISTS") {
+			t.Fatalf("run %d: SELECT INBOX: %q", run, lines)
+		}
+		c.Send("c LOGOUT")
+		c.ExpectUntil("c OK")
+
+		srv.signal(t, syscall.SIGINT)
+		if code := srv.wait(t, 20*time.Second); code != 0 {
+			t.Fatalf("run %d exit code %d", run, code)
+		}
+	}
+	if passwords[0] != passwords[1] {
+		t.Errorf("second run printed another password: %q vs %q", passwords[0], passwords[1])
+	}
+	fi, err := os.Stat(filepath.Join(dir, "skrytka-data", "demo-password"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("demo password file: %v, %v", fi, err)
+	}
+}
+
+func contains(lines []string, s string) bool {
+	for _, l := range lines {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestUserCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfg, p := writeConfig(t, dir, filepath.Join(dir, "data"), "domains = [\"example.org\"]\n")
+	// domains must be at the top level: move it before the first table.
+	text, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte("domains = [\"example.org\"]\n"+strings.Replace(string(text), "domains = [\"example.org\"]\n", "", 1)), 0o644)
+
+	run := func(stdin string, wantCode int, args ...string) string {
+		t.Helper()
+		code, out, errOut := runOnce(t, dir, stdin, append(args, "-config", cfg)...)
+		if code != wantCode {
+			t.Fatalf("skrytka %q: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, out, errOut)
+		}
+		if wantCode == 2 && strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("skrytka %q: more than one error line:\n%s", args, errOut)
+		}
+		return out + errOut
+	}
+	run("first-password\n", 0, "user", "add", "Bob@Example.org", "-password-stdin")
+	if out := run("first-password\n", 2, "user", "add", "bob@example.org", "-password-stdin"); !strings.Contains(out, "already exists") {
+		t.Errorf("duplicate add: %s", out)
+	}
+	if out := run("first-password\n", 2, "user", "add", "carol@elsewhere.net", "-password-stdin"); !strings.Contains(out, "not in the config's domains") {
+		t.Errorf("foreign domain: %s", out)
+	}
+	run("short\n", 2, "user", "add", "dave@example.org", "-password-stdin")
+	run("", 2, "user", "add", "dave@example.org") // no terminal, no -password-stdin
+	run("", 2, "user", "add", "not-an-address", "-password-stdin")
+	if out := run("", 0, "user", "list"); !strings.Contains(out, "bob@example.org") {
+		t.Fatalf("list: %s", out)
+	}
+	run("second-password\n", 0, "user", "passwd", "bob@example.org", "-password-stdin")
+	run("second-password\n", 2, "user", "passwd", "nobody@example.org", "-password-stdin")
+
+	// The new password works over IMAP, the old one does not.
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+	c := testharness.Dial(t, p.imap)
+	c.Expect("* OK")
+	c.Send("a LOGIN bob@example.org first-password")
+	if l := c.ExpectUntil("a "); !strings.HasPrefix(l[len(l)-1], "a NO") {
+		t.Fatalf("old password: %q", l)
+	}
+	c.Send("b LOGIN bob@example.org second-password")
+	if l := c.ExpectUntil("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+		t.Fatalf("new password: %q", l)
+	}
+	srv.signal(t, syscall.SIGTERM)
+	srv.wait(t, 20*time.Second)
+
+	run("", 0, "user", "del", "bob@example.org")
+	run("", 2, "user", "del", "bob@example.org")
+	if out := run("", 0, "user", "list"); strings.Contains(out, "bob@") {
+		t.Fatalf("list after del: %s", out)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runOnce(t, t.TempDir(), "", "version"); code != 0 || !strings.HasPrefix(out, "skrytka ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, out, _ := runOnce(t, t.TempDir(), "", "help"); code != 0 || !strings.Contains(out, "serve -demo") {
+		t.Errorf("help: %d %q", code, out)
+	}
+	if code, _, errOut := runOnce(t, t.TempDir(), ""); code != 2 || !strings.Contains(errOut, "no command") {
+		t.Errorf("no command: %d %q", code, errOut)
+	}
+	if code, _, errOut := runOnce(t, t.TempDir(), "", "frobnicate"); code != 2 || !strings.Contains(errOut, "frobnicate") {
+		t.Errorf("unknown command: %d %q", code, errOut)
+	}
+}
