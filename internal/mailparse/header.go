@@ -117,15 +117,11 @@ func fieldName(line []byte) (name []byte, valueAt int, ok bool) {
 // (RFC 5322 §2.2.3 unfolding), everything else kept as it is, including
 // trailing white space.
 func unfold(v []byte) string {
+	// Only the first line's leading white space goes: a value that starts
+	// on a continuation line ("Date:\r\n   x") keeps that line's white
+	// space, as Dovecot does.
 	i := 0
-	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n') {
-		// Leading folding before any text still counts as leading space.
-		if v[i] == '\r' || v[i] == '\n' {
-			// A value that starts on the next line ("Date:\r\n  x"):
-			// the continuation line's white space is kept, as Dovecot
-			// does, so stop skipping at the line break.
-			break
-		}
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
 		i++
 	}
 	v = v[i:]

@@ -229,13 +229,9 @@ func (p *parser) readHeader(h *rawHeader) (cut bool) {
 		}
 		line := p.line
 		if p.atStart {
-			if len(line) > 0 && (line[0] == '\n' || (line[0] == '\r' && (len(line) == 1 || line[1] == '\n'))) {
-				if len(line) == 1 && line[0] == '\r' {
-					// a lone CR chunk; not a blank line
-				} else {
-					p.advance()
-					break
-				}
+			if string(line) == "\r\n" || string(line) == "\n" {
+				p.advance() // the blank line ends the header
+				break
 			}
 			if line[0] == ' ' || line[0] == '\t' {
 				if cur != fieldOther && len(curBuf)+len(line) <= maxFieldBytes {
@@ -320,13 +316,10 @@ func (p *parser) entity(part *Part, defType, defSub string, depth int, env *Enve
 		collect := p.previewPart == nil && strings.EqualFold(part.Type, "text") &&
 			(strings.EqualFold(part.Subtype, "plain") || strings.EqualFold(part.Subtype, "html")) &&
 			!strings.EqualFold(part.Disposition, "attachment")
-		if collect {
-			p.previewPart = part
-		}
 		hit = p.skipBody(collect)
 		if collect {
-			// part may move (children are appended by value), so keep
-			// what the preview needs now.
+			// part may move (children are appended by value), so keep a
+			// copy of what the preview needs.
 			p.previewPart = &Part{Type: part.Type, Subtype: part.Subtype, Encoding: part.Encoding, Params: part.Params}
 		}
 	}
