@@ -112,7 +112,7 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 		body = mailauth.StripResults(sp.Reader(), s.srv.opts.Hostname)
 	}
 
-	prefix := s.traceHeaders(authRes, id, time.Now())
+	prefix := traceHeaders(s.trace(authRes, id, time.Now()))
 	// go-smtp enforces MaxMessageBytes on the bytes as sent; the store's
 	// own cap is a backstop that allows for our headers and for bare LF
 	// turning into CRLF.

@@ -223,8 +223,11 @@ func New(opts Options) *Server {
 	if opts.DeliverTimeout <= 0 {
 		opts.DeliverTimeout = DefaultDeliverTimeout
 	}
-	if opts.MaxErrors == 0 && opts.Mode != ModeLMTP {
+	if opts.MaxErrors == 0 {
 		opts.MaxErrors = DefaultMaxErrors
+		if opts.Mode == ModeLMTP {
+			opts.MaxErrors = -1
+		}
 	}
 	if opts.DMARCPolicy == "" {
 		opts.DMARCPolicy = DMARCAnnotate

@@ -4,10 +4,25 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
+
+// traceInfo is what the trace header fields are made of.
+type traceInfo struct {
+	hostname string
+	helo     string
+	remote   net.Addr
+	tls      *tls.ConnectionState // nil: plaintext
+	proto    string               // "with" keyword, see protocolName
+	from     mailAddr             // zero: null reverse-path
+	rcpts    []mailAddr
+	authRes  string // a complete Authentication-Results field, or ""
+	id       string
+	now      time.Time
+}
 
 // traceHeaders returns the header fields prepended to a delivered message,
 // in this order (top to bottom):
@@ -16,7 +31,7 @@ import (
 //	                        final delivery
 //	Delivered-To:           the recipient, only when the transaction has
 //	                        exactly one
-//	Authentication-Results: authRes, when the MX checked the message
+//	Authentication-Results: when the MX checked the message
 //	Received:               our trace line (RFC 5321 §4.4)
 //
 // Delivered-To and the "for" clause of Received name a recipient only when
@@ -24,67 +39,86 @@ import (
 // recipient's mailbox, so a recipient list there would show each
 // recipient the others, Bcc recipients included (RFC 5321 §7.2 warns
 // against revealing Bcc recipients this way).
-func (s *session) traceHeaders(authRes, id string, now time.Time) string {
+func traceHeaders(ti traceInfo) string {
 	var b strings.Builder
 	b.WriteString("Return-Path: <")
-	if s.from.Domain != "" {
-		b.WriteString(s.from.String())
+	if ti.from.Domain != "" {
+		b.WriteString(ti.from.String())
 	}
 	b.WriteString(">\r\n")
-	if len(s.rcpts) == 1 {
+	if len(ti.rcpts) == 1 {
 		b.WriteString("Delivered-To: ")
-		b.WriteString(s.rcpts[0].addr.String())
+		b.WriteString(ti.rcpts[0].String())
 		b.WriteString("\r\n")
 	}
-	b.WriteString(authRes)
-	b.WriteString(s.received(id, now))
+	b.WriteString(ti.authRes)
+	b.WriteString(received(ti))
 	return b.String()
 }
 
-// received builds the Received: field (RFC 5321 §4.4, with the protocol
-// names of RFC 3848 and RFC 6531 §3.7.3).
-func (s *session) received(id string, now time.Time) string {
+// received builds the Received: field (RFC 5321 §4.4).
+func received(ti traceInfo) string {
 	var b strings.Builder
 	b.WriteString("Received: from ")
-	b.WriteString(sanitizeHelo(s.sc.Hostname()))
-	if ip := s.remoteIP(); ip != nil {
+	b.WriteString(sanitizeHelo(ti.helo))
+	if ta, ok := ti.remote.(*net.TCPAddr); ok {
 		b.WriteString(" ([")
-		if ip.To4() == nil {
+		if ta.IP.To4() == nil {
 			b.WriteString("IPv6:") // RFC 5321 §4.1.3 address literal
 		}
-		b.WriteString(ip.String())
+		b.WriteString(ta.IP.String())
 		b.WriteString("])")
-	} else if s.cn.RemoteAddr() != nil {
+	} else if ti.remote != nil {
 		b.WriteString(" (")
-		b.WriteString(s.cn.RemoteAddr().Network())
+		b.WriteString(sanitizeHelo(ti.remote.Network()))
 		b.WriteString(")")
 	}
-	state, isTLS := s.sc.TLSConnectionState()
-	if isTLS {
+	if ti.tls != nil {
 		b.WriteString("\r\n\t(using ")
-		b.WriteString(tls.VersionName(state.Version))
+		b.WriteString(tls.VersionName(ti.tls.Version))
 		b.WriteString(" with cipher ")
-		b.WriteString(tls.CipherSuiteName(state.CipherSuite))
+		b.WriteString(tls.CipherSuiteName(ti.tls.CipherSuite))
 		b.WriteString(")")
 	}
 	b.WriteString("\r\n\tby ")
-	b.WriteString(s.srv.opts.Hostname)
+	b.WriteString(ti.hostname)
 	b.WriteString(" (Skrytka) with ")
-	b.WriteString(s.protocolName(isTLS))
+	b.WriteString(ti.proto)
 	b.WriteString(" id ")
-	b.WriteString(id)
-	if len(s.rcpts) == 1 {
+	b.WriteString(ti.id)
+	if len(ti.rcpts) == 1 {
 		b.WriteString("\r\n\tfor <")
-		b.WriteString(s.rcpts[0].addr.String())
+		b.WriteString(ti.rcpts[0].String())
 		b.WriteString(">")
 	}
 	b.WriteString(";\r\n\t")
-	b.WriteString(now.Format(time.RFC1123Z))
+	b.WriteString(ti.now.Format(time.RFC1123Z))
 	b.WriteString("\r\n")
 	return b.String()
 }
 
-// protocolName is the "with" keyword: [UTF8]SMTP, ESMTP or LMTP with S for
+// trace collects the session's facts for traceHeaders.
+func (s *session) trace(authRes, id string, now time.Time) traceInfo {
+	ti := traceInfo{
+		hostname: s.srv.opts.Hostname,
+		helo:     s.sc.Hostname(),
+		remote:   s.cn.RemoteAddr(),
+		from:     s.from,
+		authRes:  authRes,
+		id:       id,
+		now:      now,
+	}
+	if st, ok := s.sc.TLSConnectionState(); ok {
+		ti.tls = &st
+	}
+	ti.proto = s.protocolName(ti.tls != nil)
+	for _, r := range s.rcpts {
+		ti.rcpts = append(ti.rcpts, r.addr)
+	}
+	return ti
+}
+
+// protocolName is the "with" keyword: UTF8SMTP, ESMTP or LMTP with S for
 // TLS and A for an authenticated client (RFC 3848; RFC 6531 §3.7.3).
 func (s *session) protocolName(isTLS bool) string {
 	var p string
@@ -119,7 +153,8 @@ func sanitizeHelo(h string) string {
 		h = strings.ToValidUTF8(h, "_")
 	}
 	return strings.Map(func(r rune) rune {
-		if r <= ' ' || r == 0x7f || r == '(' || r == ')' || r == ';' || r == '\\' || r == '"' || r == utf8.RuneError {
+		if r <= ' ' || r == 0x7f || r == '(' || r == ')' || r == ';' || r == '\\' || r == '"' || r == utf8.RuneError ||
+			r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 {
 			return '_'
 		}
 		return r
