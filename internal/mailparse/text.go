@@ -23,8 +23,9 @@ import (
 //
 // The body text is every text/* leaf part, attachments included (a text
 // attachment is text someone may search for), decoded from its transfer
-// encoding and from its declared charset; an unknown charset is read as
-// UTF-8 with invalid octets replaced. text/html is reduced to its text:
+// encoding and from its declared charset; text declared US-ASCII, UTF-8
+// or an unknown charset that is not valid UTF-8 is read as Windows-1252,
+// and invalid octets of any other charset are replaced with U+FFFD. text/html is reduced to its text:
 // tags, comments, script and style contents are dropped and entities
 // decoded, so that searching for a word does not match markup. The
 // headers of attached messages (message/rfc822) are added to the body
@@ -231,7 +232,15 @@ func decodeBody(raw []byte, p *Part, truncated bool) string {
 	default:
 		data = raw
 	}
-	cs := strings.ToLower(p.Param("charset"))
+	cs := strings.ToLower(strings.TrimSpace(p.Param("charset")))
+	switch cs {
+	case "", "us-ascii", "utf-8", "utf8", "x-unknown", "unknown-8bit":
+		// Declared (or defaulted) ASCII/UTF-8 or unknown: 8-bit text
+		// that is not UTF-8 is most often Windows-1252 in practice.
+		if !utf8.Valid(data) {
+			cs = "windows-1252"
+		}
+	}
 	switch cs {
 	case "", "us-ascii", "utf-8", "utf8", "x-unknown", "unknown-8bit":
 	default:

@@ -93,3 +93,11 @@ func TestDecodeHelpers(t *testing.T) {
 		t.Errorf("preview length %d", len([]rune(got)))
 	}
 }
+
+func TestExtractTextUndeclared8bit(t *testing.T) {
+	msg := "Content-Type: text/plain\r\n\r\ncaf\xe9 cr\xe8me\r\n"
+	_, body, err := ExtractText(strings.NewReader(msg), mustParse(t, msg), 0)
+	if err != nil || body != "café crème\r\n" {
+		t.Errorf("%v %q", err, body)
+	}
+}
