@@ -25,9 +25,9 @@ import (
 // attachment is text someone may search for), decoded from its transfer
 // encoding and from its declared charset; text declared US-ASCII, UTF-8
 // or an unknown charset that is not valid UTF-8 is read as Windows-1252,
-// and invalid octets of any other charset are replaced with U+FFFD. text/html is reduced to its text:
-// tags, comments, script and style contents are dropped and entities
-// decoded, so that searching for a word does not match markup. The
+// and invalid octets of any other charset are replaced with U+FFFD.
+// text/html is reduced to its text: tags, comments, script and style
+// contents are dropped and entities decoded, so that searching for a word does not match markup. The
 // headers of attached messages (message/rfc822) are added to the body
 // text, decoded like the top-level header. Parts that are not text are
 // skipped. If info is nil, r is parsed first (and so must be read twice:
@@ -172,11 +172,16 @@ func DecodeHeaderValue(v string) string {
 	return toUTF8(d)
 }
 
-// toUTF8 passes valid UTF-8 through (RFC 6532 headers) and replaces
-// invalid octets.
+// toUTF8 passes valid UTF-8 through (RFC 6532 headers) and reads other
+// 8-bit text as Windows-1252, the usual charset of undeclared 8-bit mail.
 func toUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
+	}
+	if rd, err := charset.Reader("windows-1252", strings.NewReader(s)); err == nil {
+		if d, err := io.ReadAll(rd); err == nil {
+			return strings.ToValidUTF8(string(d), "\uFFFD")
+		}
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
