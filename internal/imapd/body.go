@@ -207,6 +207,7 @@ func (bs *bodySource) writeBinary(it *fetchItem, info *mailparse.Info, size int6
 	// First pass: decoded size and whether a NUL octet occurs.
 	r, err := open()
 	if err != nil {
+		// checkBinary refused unknown encodings before the response began.
 		c.bw.WriteString("NIL")
 		return nil
 	}
@@ -246,4 +247,21 @@ func (w *countNUL) Write(p []byte) (int, error) {
 		w.nul = true
 	}
 	return len(p), nil
+}
+
+// checkBinary reports NO [UNKNOWN-CTE] for a BINARY item on a part whose
+// transfer encoding we cannot undo (RFC 3516 §4.3). It runs before any
+// byte of the message's FETCH response is written.
+func checkBinary(m *store.Message, it *fetchItem) error {
+	if len(it.sec.part) == 0 || m.Parsed == nil {
+		return nil
+	}
+	p, ok := imapwire.FindPart(m.Parsed, it.sec.part)
+	if !ok || p.Type == "multipart" || p.Type == "message" {
+		return nil
+	}
+	if _, err := cteReader(p.Encoding, nil); err != nil {
+		return no("UNKNOWN-CTE", "unknown Content-Transfer-Encoding")
+	}
+	return nil
 }

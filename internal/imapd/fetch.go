@@ -360,6 +360,13 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 // fetchOne writes one "* n FETCH (...)" response.
 func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChanged bool) error {
 	s := c.sel
+	for i := range req.items {
+		if k := req.items[i].kind; k == fBinary || k == fBinarySize {
+			if err := checkBinary(m, &req.items[i]); err != nil {
+				return err
+			}
+		}
+	}
 	b := append(c.out[:0], "* "...)
 	b = appendUint(b, uint64(seq))
 	b = append(b, " FETCH ("...)
