@@ -50,8 +50,8 @@ data in ./skrytka-data). Without -password-stdin, user add and passwd ask
 for the password on the terminal without echo; with it, they read one line
 from standard input.
 
-The user commands open the store directly: with the embedded (sqlite)
-store, stop the server first.
+The user commands open the store directly, or, when a server is running
+on the embedded store, ask it through data_dir/admin.sock.
 
 Exit status: 0 ok, 1 failure at run time, 2 bad usage, config or start-up.
 `

@@ -102,6 +102,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	if cfg.Storage.Backend == "sqlite" {
+		// `skrytka user ...` cannot open the embedded store while we hold
+		// it: serve its requests on a socket in data_dir.
+		sock := &admin.SocketServer{Store: st, Domains: cfg.Domains, Logger: log}
+		if err := sock.ListenSocket(cfg.DataDir); err != nil {
+			log.Warn("no admin socket; stop the server to manage users", "err", err)
+		} else {
+			defer sock.Close()
+		}
+	}
+
 	var demoAcct admin.Demo
 	if *demo {
 		if demoAcct, err = admin.EnsureDemo(ctx, st, cfg.DataDir, cfg.Hostname); err != nil {

@@ -512,6 +512,25 @@ func TestUserCommands(t *testing.T) {
 	if l := c.ExpectUntil("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
 		t.Fatalf("new password: %q", l)
 	}
+
+	// While the server holds the embedded store, the user commands go
+	// through its admin socket.
+	run("carol-password\n", 0, "user", "add", "carol@example.org", "-password-stdin")
+	if out := run("carol-password\n", 2, "user", "add", "carol@example.org", "-password-stdin"); !strings.Contains(out, "already exists") {
+		t.Errorf("duplicate add via socket: %s", out)
+	}
+	run("short\n", 2, "user", "passwd", "carol@example.org", "-password-stdin")
+	if out := run("", 0, "user", "list"); !strings.Contains(out, "bob@example.org") || !strings.Contains(out, "carol@example.org") {
+		t.Fatalf("list via socket: %s", out)
+	}
+	c2 := testharness.Dial(t, p.imap)
+	c2.Expect("* OK")
+	c2.Send("a LOGIN carol@example.org carol-password")
+	if l := c2.ExpectUntil("a "); !strings.HasPrefix(l[len(l)-1], "a OK") {
+		t.Fatalf("user added via socket cannot log in: %q", l)
+	}
+	run("", 0, "user", "del", "carol@example.org")
+	run("", 2, "user", "del", "carol@example.org")
 	srv.signal(t, syscall.SIGTERM)
 	srv.wait(t, 20*time.Second)
 

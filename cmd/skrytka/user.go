@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 
@@ -66,43 +67,48 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	ctx := context.Background()
 	log := newLogger(cfg.Log, stderr)
+	var users []admin.UserInfo
 	st, err := openStore(ctx, &cfg, log)
-	if err != nil {
+	switch {
+	case err == nil:
+		defer st.Close()
+		switch sub {
+		case "add":
+			_, err = admin.AddUser(ctx, st, address, password, cfg.Domains)
+		case "passwd":
+			err = admin.SetPassword(ctx, st, address, password)
+		case "del":
+			err = admin.DeleteUser(ctx, st, address)
+		case "list":
+			users, err = admin.ListUsers(ctx, st)
+		}
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		// The embedded store is open in a running server: ask it.
+		var resp admin.Response
+		resp, err = admin.CallSocket(cfg.DataDir, admin.Request{Op: sub, Address: address, Password: password})
+		users = resp.Users
+	default:
 		return err
 	}
-	defer st.Close()
-
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrExists):
+		return usagef("user %s: %s already exists", sub, address)
+	case errors.Is(err, store.ErrNotFound):
+		return usagef("user %s: no account %s", sub, address)
+	case errors.Is(err, admin.ErrBadAddress), errors.Is(err, admin.ErrBadPassword):
+		return usagef("user %s: %v", sub, err)
+	default:
+		return err
+	}
 	switch sub {
 	case "add":
-		_, err := admin.AddUser(ctx, st, address, password, cfg.Domains)
-		switch {
-		case errors.Is(err, store.ErrExists):
-			return usagef("user add: %s already exists", address)
-		case errors.Is(err, admin.ErrBadAddress), errors.Is(err, admin.ErrBadPassword):
-			return usagef("user add: %v", err)
-		case err != nil:
-			return err
-		}
 		fmt.Fprintf(stdout, "added %s\n", address)
 	case "passwd":
-		if err := admin.SetPassword(ctx, st, address, password); errors.Is(err, store.ErrNotFound) {
-			return usagef("user passwd: no account %s", address)
-		} else if err != nil {
-			return err
-		}
 		fmt.Fprintf(stdout, "password of %s changed\n", address)
 	case "del":
-		if err := admin.DeleteUser(ctx, st, address); errors.Is(err, store.ErrNotFound) {
-			return usagef("user del: no account %s", address)
-		} else if err != nil {
-			return err
-		}
 		fmt.Fprintf(stdout, "deleted %s and all its mail\n", address)
 	case "list":
-		users, err := admin.ListUsers(ctx, st)
-		if err != nil {
-			return err
-		}
 		for _, u := range users {
 			fmt.Fprintf(stdout, "%s\t%d\n", u.Address, u.UsedBytes)
 		}
