@@ -85,7 +85,7 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 	authRes := ""
 	junk := false
 
-	if s.srv.opts.Mode == ModeMX {
+	if s.srv.opts.Mode == ModeMX && s.srv.checker != nil {
 		// The checks need the whole message before the header that
 		// reports them can be written above it: spool it first.
 		sp := &spool{dir: s.srv.opts.SpoolDir}
@@ -93,7 +93,7 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 		if _, err := io.Copy(sp, data); err != nil {
 			return nil, s.readError(data, err)
 		}
-		if s.srv.checker != nil {
+		{
 			res := s.srv.checker.Check(ctx, mailauth.Input{
 				RemoteIP: s.remoteIP(), Helo: s.sc.Hostname(), MailFrom: s.fromString(),
 			}, sp.Reader())
@@ -108,8 +108,11 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 				}
 			}
 		}
+		body = sp.Reader()
+	}
+	if s.srv.opts.Mode == ModeMX {
 		// Only we may speak for our hostname (RFC 8601 §5).
-		body = mailauth.StripResults(sp.Reader(), s.srv.opts.Hostname)
+		body = mailauth.StripResults(body, s.srv.opts.Hostname)
 	}
 
 	prefix := traceHeaders(s.trace(authRes, id, time.Now()))

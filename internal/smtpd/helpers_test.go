@@ -24,7 +24,7 @@ const testHost = "mx.skrytka.test"
 // testEnv is a server on 127.0.0.1:0 over a real embedded store in a
 // temporary directory, with accounts alice, bob and carol @skrytka.test.
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	raw   *embedded.Store
 	srv   *Server
@@ -34,7 +34,7 @@ type testEnv struct {
 	roots *x509.CertPool
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() || os.Getenv("SMTPD_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -71,7 +71,7 @@ func testTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 
 // newEnv starts a server. wrap, if not nil, may decorate the store given
 // to the server (never replace it: tests run against the real store).
-func newEnv(t *testing.T, mode Mode, configure func(*Options), wrap ...func(store.Store) store.Store) *testEnv {
+func newEnv(t testing.TB, mode Mode, configure func(*Options), wrap ...func(store.Store) store.Store) *testEnv {
 	t.Helper()
 	raw := openStore(t)
 	e := &testEnv{t: t, raw: raw, st: raw, accts: map[string]store.Account{}}
@@ -161,7 +161,7 @@ func (e *testEnv) inbox(name string) []string { e.t.Helper(); return e.mailbox(n
 
 // lineConn is a raw client for exact bytes.
 type lineConn struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	br *bufio.Reader
 }
