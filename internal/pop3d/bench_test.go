@@ -62,7 +62,7 @@ func BenchmarkRETR(b *testing.B) {
 			conns[i] = benchLogin(b, ln.Addr().String(), acct.Address)
 		}
 
-		b.Run(fmt.Sprintf("clients=%d/size=%dKiB", benchClients, size>>10), func(b *testing.B) {
+		b.Run(fmt.Sprintf("size=%dKiB_clients=%d", size>>10, benchClients), func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			var next atomic.Int64
 			var wg sync.WaitGroup

@@ -1,10 +1,14 @@
 package pop3d
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skrytka/skrytka/internal/store"
 )
 
 func TestAuthTimeout(t *testing.T) {
@@ -135,6 +139,34 @@ func TestCloseReleasesLock(t *testing.T) {
 	c.expectClosed()
 	waitFor(t, "lock release after Close", func() bool {
 		l, err := e.st.LockMaildrop(context.Background(), e.acct.ID, "test")
+		if err == nil {
+			l.Release()
+		}
+		return err == nil
+	})
+}
+
+// TestWriteTimeout: a client that asks for a big message and stops reading
+// is cut off after WriteTimeout, and its lock is released.
+func TestWriteTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 MB message")
+	}
+	e := newEnv(t, func(o *Options) { o.WriteTimeout = 300 * time.Millisecond })
+	ctx := context.Background()
+	staged, err := e.st.Stage(ctx, bytes.NewReader(bigBody(20<<20)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Append(ctx, e.acct.ID, e.inbox.ID, []store.AppendMessage{{Body: staged}}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login()
+	c.nc.(*net.TCPConn).SetReadBuffer(4096)
+	c.cmd("RETR 1")
+	// Do not read. The server must give up and release the maildrop.
+	waitFor(t, "lock release after the write timeout", func() bool {
+		l, err := e.st.LockMaildrop(ctx, e.acct.ID, "test")
 		if err == nil {
 			l.Release()
 		}
