@@ -214,9 +214,16 @@ func (s *Store) Close() error {
 		held = append(held, l)
 	}
 	s.mu.Unlock()
+	// Release held leases together, bounded: if the database is gone they
+	// expire on their own within LeaseTTL.
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnectTimeout)
+	var wg sync.WaitGroup
 	for _, l := range held {
-		l.Release()
+		wg.Add(1)
+		go func(l *lease) { defer wg.Done(); l.release(ctx) }(l)
 	}
+	wg.Wait()
+	cancel()
 	s.feed.stop()
 	s.hub.Close()
 	s.pool.Close()
