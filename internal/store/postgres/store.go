@@ -236,10 +236,6 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-// Pool exposes the connection pool to this package's tests and to
-// administrative tools in cmd/ (e.g. a health check). Front ends never use it.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // tx runs fn in a READ COMMITTED transaction, retrying it on deadlock or
 // serialization failure. fn must be safe to re-run.
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
