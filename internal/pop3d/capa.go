@@ -69,8 +69,9 @@ func (c *conn) cmdSTLS(cmd command) error {
 	tc := tls.Server(raw, c.srv.opts.TLSConfig)
 	c.nc = tc
 	c.mu.Unlock()
-	raw.SetReadDeadline(time.Now().Add(tlsHandshakeTimeout))
-	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
+	d := c.handshakeTimeout()
+	raw.SetReadDeadline(time.Now().Add(d))
+	ctx, cancel := context.WithTimeout(c.ctx, d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
@@ -80,4 +81,10 @@ func (c *conn) cmdSTLS(cmd command) error {
 	c.user = ""
 	c.log.Debug("tls started", "version", strconv.Itoa(int(tc.ConnectionState().Version)))
 	return nil
+}
+
+// handshakeTimeout bounds a TLS handshake: it happens before login, so
+// AuthTimeout applies when it is shorter.
+func (c *conn) handshakeTimeout() time.Duration {
+	return min(tlsHandshakeTimeout, c.srv.opts.AuthTimeout)
 }

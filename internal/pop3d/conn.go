@@ -148,7 +148,7 @@ func (c *conn) serve() {
 
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// POP3S: the listener wrapped the socket.
-		ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
+		ctx, cancel := context.WithTimeout(c.ctx, c.handshakeTimeout())
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {

@@ -24,7 +24,7 @@ const testPassword = "correct horse battery staple"
 
 // env is one test's store, account and running server.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	acct  store.Account
 	inbox store.Mailbox
@@ -37,7 +37,7 @@ type env struct {
 
 // testLogger logs to the test output when -v is given, so failures show
 // the server's side.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	t.Helper()
 	if !testing.Verbose() {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -95,7 +95,7 @@ func deliver(t testing.TB, st store.Store, acct store.Account, mbox store.Mailbo
 
 // newEnv starts a server over a fresh store with one account,
 // "user@example.org". mod may change the options before the server starts.
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	st := openStore(t)
 	acct, inbox := createAccount(t, st, "user@example.org")
