@@ -110,7 +110,18 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 		}
 		body = sp.Reader()
 	}
-	if s.srv.opts.Mode == ModeMX {
+	if s.srv.opts.Mode == ModeSubmission {
+		add, msg, err := s.submissionHeader(data)
+		if err != nil {
+			if data.err != nil {
+				return nil, s.readError(data, err)
+			}
+			return nil, err
+		}
+		authRes = s.submissionAuthResults()
+		body = io.MultiReader(strings.NewReader(add), msg)
+	}
+	if s.srv.opts.Mode != ModeLMTP {
 		// Only we may speak for our hostname (RFC 8601 §5).
 		body = mailauth.StripResults(body, s.srv.opts.Hostname)
 	}

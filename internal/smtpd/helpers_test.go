@@ -32,6 +32,7 @@ type testEnv struct {
 	accts map[string]store.Account
 	tls   *tls.Config // server side
 	roots *x509.CertPool
+	cert  []byte // PEM of the server certificate
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -54,7 +55,7 @@ func openStore(t testing.TB) *embedded.Store {
 	return st
 }
 
-func testTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
+func testTLS(t testing.TB) (*tls.Config, *x509.CertPool, []byte) {
 	t.Helper()
 	certPEM, keyPEM, err := listen.GenerateSelfSigned(testHost, time.Now().Add(-time.Hour), 24*time.Hour)
 	if err != nil {
@@ -66,7 +67,7 @@ func testTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, pool
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, pool, certPEM
 }
 
 // newEnv starts a server. wrap, if not nil, may decorate the store given
@@ -83,7 +84,7 @@ func newEnv(t testing.TB, mode Mode, configure func(*Options), wrap ...func(stor
 		}
 		e.accts[name] = a
 	}
-	e.tls, e.roots = testTLS(t)
+	e.tls, e.roots, e.cert = testTLS(t)
 	var st store.Store = raw
 	for _, w := range wrap {
 		st = w(st)
@@ -273,3 +274,5 @@ func fieldNames(msg string) []string {
 	}
 	return names
 }
+
+func pemOf(e *testEnv) []byte { return e.cert }

@@ -71,6 +71,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.cn.kill.Load() {
 		return errTooManyErrors
 	}
+	if s.srv.opts.Mode == ModeSubmission {
+		if err := s.checkSubmissionSender(from); err != nil {
+			return s.reject(err)
+		}
+	}
 	var addr mailAddr
 	if from != "" {
 		a, err := parseAddress(from)
@@ -97,6 +102,11 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return s.reject(errBadRcptSyntax)
 	}
 	if !s.srv.isLocalDomain(addr.Domain) {
+		if s.srv.opts.Mode == ModeSubmission {
+			// Delivery to other domains needs the outbound queue,
+			// which this server does not have: refuse plainly.
+			return s.reject(errNoRemote)
+		}
 		// Never an open relay (RFC 5321 §3.6.2, §7.1).
 		return s.reject(errRelayDenied)
 	}
