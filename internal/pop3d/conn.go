@@ -282,6 +282,10 @@ var (
 
 // command parses and runs one command line.
 func (c *conn) command(line []byte) error {
+	if len(line) == 0 {
+		c.badCommand("empty command")
+		return nil
+	}
 	cmd, err := parseCommand(line)
 	if err != nil {
 		c.badCommand("invalid command syntax")

@@ -48,6 +48,17 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestInvalidOptions(t *testing.T) {
+	s := New(Options{AfterDownload: "shred", Expire: "soon"})
+	if s.opts.AfterDownload != PolicyExpunge || s.opts.Expire != "NEVER" || s.opts.Auth == nil {
+		t.Fatalf("invalid options kept: %+v", s.opts)
+	}
+	s = New(Options{AfterDownload: "archive", Expire: "0"})
+	if s.opts.AfterDownload != PolicyArchive || s.opts.Expire != "0" {
+		t.Fatalf("valid options changed: %+v", s.opts)
+	}
+}
+
 func TestLineTooLong(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.MaxLineBytes = 100 })
 	c := e.dialGreeted()
@@ -85,6 +96,12 @@ func TestForeignProtocol(t *testing.T) {
 	c.send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n")
 	c.expect("-ERR invalid command syntax")
 	c.expectClosed()
+
+	// An empty line is only a mistake.
+	c = e.dialGreeted()
+	c.cmd("").expect("-ERR empty command")
+	c.cmd("CAPA").expectPrefix("+OK")
+	c.multiline()
 
 	// After a valid command, an unknown one is only an error.
 	c = e.dialGreeted()

@@ -49,11 +49,14 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("must be \"expunge\", \"trash\", \"archive\" or \"keep\", not %q", s)
 }
 
-// Options configure a Server. Only Store and Auth are required.
+// Options configure a Server. Only Store is required.
 type Options struct {
 	// Store holds the maildrops. Required.
 	Store store.Store
-	// Auth checks passwords and throttles failures. Required.
+	// Auth checks passwords and throttles failures. nil: an Authenticator
+	// over Store with its default throttling (a server process should share
+	// one Authenticator between its protocols, so that throttling counts
+	// failures on every port).
 	Auth *auth.Authenticator
 	// TLSConfig enables STLS (RFC 2595) on plain connections. nil: STLS is
 	// not offered. Connections that are already *tls.Conn (the POP3S port)
@@ -67,13 +70,17 @@ type Options struct {
 	// "": auth.PlaintextLoopback.
 	Plaintext auth.PlaintextPolicy
 	// AfterDownload is what QUIT does with deleted messages, unless the
-	// account overrides it (store.Account.DownloadPolicy). "": PolicyExpunge.
+	// account overrides it (store.Account.DownloadPolicy). "" or an unknown
+	// value: PolicyExpunge (an unknown value is logged).
 	AfterDownload Policy
 	// MarkSeenOnRetr sets \Seen on every message sent in full by RETR, so
-	// that IMAP devices show it as read. false: RETR changes no flag.
+	// that IMAP devices show it as read. The flags are set in one store
+	// operation when the session ends, with QUIT or without (the transfer
+	// happened either way). false: RETR changes no flag.
 	MarkSeenOnRetr bool
 	// Expire is the EXPIRE capability value (RFC 2449 §6.7): "NEVER" or a
-	// number of days. "": DefaultExpire ("NEVER").
+	// number of days. "" or anything else: DefaultExpire ("NEVER"), which is
+	// true of Skrytka: it never deletes mail on its own.
 	Expire string
 	// LoginDelay is the minimum time between two logins of one account
 	// (RFC 2449 §6.5 LOGIN-DELAY), enforced per server process and
@@ -119,6 +126,16 @@ type Server struct {
 	lastLogin map[store.AccountID]time.Time // for LoginDelay
 }
 
+// validExpire reports whether s is an RFC 2449 §6.7 EXPIRE value: NEVER
+// or a number of days.
+func validExpire(s string) bool {
+	if s == "NEVER" {
+		return true
+	}
+	_, ok := parseMsgNumber(s)
+	return ok
+}
+
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("pop3d: server closed")
 
@@ -127,16 +144,25 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.Auth == nil {
+		opts.Auth = &auth.Authenticator{Store: opts.Store}
+	}
 	if opts.Hostname == "" {
 		opts.Hostname = DefaultHostname
 	}
 	if opts.Plaintext == "" {
 		opts.Plaintext = auth.PlaintextLoopback
 	}
-	if opts.AfterDownload == "" {
+	if p, err := ParsePolicy(string(opts.AfterDownload)); err != nil {
+		opts.Logger.Error("pop3: invalid after-download policy, using expunge", "err", err)
 		opts.AfterDownload = PolicyExpunge
+	} else {
+		opts.AfterDownload = p
 	}
-	if opts.Expire == "" {
+	if !validExpire(opts.Expire) {
+		if opts.Expire != "" {
+			opts.Logger.Error("pop3: invalid EXPIRE value, using NEVER", "expire", opts.Expire)
+		}
 		opts.Expire = DefaultExpire
 	}
 	if opts.AuthTimeout <= 0 {
@@ -291,7 +317,7 @@ func (s *Server) Close() error {
 	cs, _ := s.beginClose()
 	s.cancelBase()
 	for _, c := range cs {
-		c.nc.Close()
+		c.netConn().Close()
 	}
 	return nil
 }
