@@ -123,12 +123,32 @@ type Authenticator struct {
 // the store's (e.g. store.ErrUnavailable) or ctx's.
 func (a *Authenticator) Authenticate(ctx context.Context, remote, address, password string) (store.Account, error) {
 	keys := a.keys(remote, address)
+	// Admission happens while holding a check slot, so it sees the
+	// outcome of every attempt that was checked before it.
+	if err := a.acquire(ctx); err != nil {
+		return store.Account{}, err
+	}
 	wait, ok := a.admit(keys, a.now())
 	if !ok {
+		a.release()
 		a.log(ctx, remote, address, "throttled", wait)
 		return store.Account{}, ErrThrottled
 	}
-	acct, err := a.check(ctx, wait, address, password)
+	var acct store.Account
+	var err error
+	if wait > 0 {
+		// Don't hold a slot while waiting.
+		a.release()
+		if err = a.sleep(ctx, wait); err == nil {
+			err = a.acquire(ctx)
+		}
+		if err != nil {
+			a.done(keys, a.now(), neutral)
+			return store.Account{}, err
+		}
+	}
+	acct, err = a.check(ctx, address, password)
+	a.release()
 	switch {
 	case err == nil:
 		a.done(keys, a.now(), succeeded)
@@ -145,10 +165,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote, address, passw
 	}
 }
 
-func (a *Authenticator) check(ctx context.Context, wait time.Duration, address, password string) (store.Account, error) {
-	if err := a.sleep(ctx, wait); err != nil {
-		return store.Account{}, err
-	}
+// acquire takes one of the MaxConcurrent password-check slots.
+func (a *Authenticator) acquire(ctx context.Context) error {
 	a.semOnce.Do(func() {
 		n := a.MaxConcurrent
 		if n <= 0 {
@@ -158,10 +176,16 @@ func (a *Authenticator) check(ctx context.Context, wait time.Duration, address, 
 	})
 	select {
 	case a.sem <- struct{}{}:
-		defer func() { <-a.sem }()
+		return nil
 	case <-ctx.Done():
-		return store.Account{}, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+func (a *Authenticator) release() { <-a.sem }
+
+// check verifies the password; the caller holds a slot.
+func (a *Authenticator) check(ctx context.Context, address, password string) (store.Account, error) {
 	acct, err := a.Store.Account(ctx, address)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check so that timing does not

@@ -198,9 +198,10 @@ func TestRealUserAfterWindow(t *testing.T) {
 // without a password check.
 func TestParallelGuessesQueue(t *testing.T) {
 	a := &auth.Authenticator{
-		Store:    newStore(t),
-		Throttle: auth.Throttle{Delay: 20 * time.Millisecond, MaxDelay: 300 * time.Millisecond, Window: time.Minute},
-		Trusted:  []netip.Prefix{},
+		Store:         newStore(t),
+		Throttle:      auth.Throttle{Delay: 20 * time.Millisecond, MaxDelay: 300 * time.Millisecond, Window: time.Minute},
+		Trusted:       []netip.Prefix{},
+		MaxConcurrent: 2,
 	}
 	ctx := context.Background()
 	const n = 30
@@ -264,5 +265,34 @@ func TestContextCancelledDuringWait(t *testing.T) {
 	_, err := a.Authenticate(cctx, "192.0.2.1", user, password)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
+	}
+}
+
+// TestParallelLoginsOfOneUserNotSlowed: many devices logging in to one
+// account at once, all with the right password, are neither delayed nor
+// refused.
+func TestParallelLoginsOfOneUserNotSlowed(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := newAuth(t, clk)
+	a.MaxConcurrent = 2
+	ctx := context.Background()
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = a.Authenticate(ctx, "192.0.2.10", user, password)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
+	}
+	if w := sum(clk.takeWaits()); w != 0 {
+		t.Fatalf("parallel correct logins waited %v in total", w)
 	}
 }

@@ -25,9 +25,13 @@ const (
 // Every attempt is counted in two buckets: the client's address (an IPv4
 // address or an IPv6 /64; not for trusted networks) and the account
 // address. After n failures in a bucket, the next attempt waits
-// Delay·2^(n-1), at most MaxDelay, counted from the last failure. Attempts
-// that run at the same time queue behind each other with the same growing
-// delays, so parallel guessing gains nothing. An attempt that would have to
+// Delay·2^(n-1), at most MaxDelay, counted from the last failure. Once a
+// bucket has failures, attempts that run at the same time queue behind
+// each other with the same growing delays, so parallel guessing gains
+// nothing; and since an attempt is admitted only when it holds one of the
+// few password-check slots (Authenticator.MaxConcurrent), a burst of
+// guesses at a clean account learns of the first failures after at most
+// that many checks. An attempt that would have to
 // wait more than MaxDelay is refused at once (ErrThrottled) without
 // checking the password. A bucket is forgotten Window after its last
 // failure, and a successful login clears its account's bucket, so the
@@ -149,10 +153,12 @@ func (a *Authenticator) admit(keys []string, now time.Time) (wait time.Duration,
 			b = &bucket{}
 			a.buckets[k] = b
 		}
-		// Attempts already in flight may all fail: the next one queues
-		// as if they had.
-		if n := b.failures + b.inflight; n > 0 {
-			b.next = maxTime(b.next, start.Add(t.delay(n)))
+		// Once a bucket has failures, attempts already in flight may all
+		// fail too: the next one queues as if they had. A bucket without
+		// failures adds no wait, so a user's many parallel logins (several
+		// devices, a client opening several connections) are not slowed.
+		if b.failures > 0 {
+			b.next = maxTime(b.next, start.Add(t.delay(b.failures+b.inflight)))
 		}
 		b.inflight++
 	}
