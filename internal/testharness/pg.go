@@ -97,7 +97,10 @@ var ErrNoPostgres = errors.New("PostgreSQL server binaries (initdb, postgres) no
 // postgres, or the directory named by SKRYTKA_POSTGRES_BIN.
 func findPGBin() (string, error) {
 	if d := os.Getenv(EnvPostgresBin); d != "" {
-		return d, nil
+		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
+			return d, nil
+		}
+		return "", fmt.Errorf("%w in %s=%s", ErrNoPostgres, EnvPostgresBin, d)
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool {
