@@ -1,9 +1,11 @@
 package smtpd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -179,5 +181,32 @@ func TestLMTP451ForOneRecipient(t *testing.T) {
 	c.expect("250 2.0.0 <alice@skrytka.test>")
 	if len(e.inbox("alice")) != 1 {
 		t.Errorf("alice's delivery was lost")
+	}
+}
+
+func TestLMTPUnixSocket(t *testing.T) {
+	e := newEnv(t, ModeLMTP, nil)
+	sock := filepath.Join(t.TempDir(), "lmtp.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.Serve(ln)
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &lineConn{t: t, c: nc, br: bufio.NewReader(nc)}
+	defer nc.Close()
+	c.expect("220 ")
+	c.cmd("LHLO postfix.skrytka.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<carol@skrytka.test>", "250")
+	c.cmd("DATA", "354")
+	c.send(simpleMsg + ".\r\n")
+	c.expect("250 2.0.0 <carol@skrytka.test>")
+	m := e.inbox("carol")
+	if len(m) != 1 || !strings.Contains(header(m[0], "Received"), "from postfix.skrytka.test (unix)") {
+		t.Errorf("carol: %q", m)
 	}
 }
