@@ -231,7 +231,7 @@ func (c *conn) enter(ctx context.Context, acct store.Account) {
 	}
 	holder := "pop3 " + c.id + " " + c.remote.String()
 	policy := accountPolicy(acct, c.srv.opts.AfterDownload, log)
-	sess, err := openSession(ctx, c.srv.opts.Store, acct, holder, policy, c.srv.opts.MarkSeenOnRetr, log)
+	sess, err := openSession(ctx, c.srv.opts.Store, acct, holder, policy, c.srv.opts.MarkSeenOnRetr, c.srv.leaseRefresh, log)
 	if err != nil {
 		c.replyError("lock maildrop", err)
 		return

@@ -122,6 +122,10 @@ type Server struct {
 	// if it is not zero.
 	panics atomic.Int64
 
+	// leaseRefresh is how often sessions refresh their maildrop lease
+	// (leaseRefreshInterval; tests shorten it).
+	leaseRefresh time.Duration
+
 	loginMu   sync.Mutex
 	lastLogin map[store.AccountID]time.Time // for LoginDelay
 }
@@ -190,6 +194,8 @@ func New(opts Options) *Server {
 		listeners:  make(map[net.Listener]struct{}),
 		conns:      make(map[*conn]struct{}),
 		lastLogin:  make(map[store.AccountID]time.Time),
+
+		leaseRefresh: leaseRefreshInterval,
 	}
 }
 

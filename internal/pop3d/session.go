@@ -66,7 +66,7 @@ func accountPolicy(acct store.Account, def Policy, log *slog.Logger) Policy {
 // openSession locks the account's maildrop and takes the snapshot
 // (RFC 1939 §4: the maildrop is locked at the transition to TRANSACTION).
 // It returns store.ErrLocked if another session holds the lock.
-func openSession(ctx context.Context, st store.Store, acct store.Account, holder string, policy Policy, markSeen bool, log *slog.Logger) (*session, error) {
+func openSession(ctx context.Context, st store.Store, acct store.Account, holder string, policy Policy, markSeen bool, refresh time.Duration, log *slog.Logger) (*session, error) {
 	lease, err := st.LockMaildrop(ctx, acct.ID, holder)
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func openSession(ctx context.Context, st store.Store, acct store.Account, holder
 	}
 	s.stopRefresh = make(chan struct{})
 	s.refreshWG.Add(1)
-	go s.refresh()
+	go s.refresh(refresh)
 	return s, nil
 }
 
@@ -116,9 +116,9 @@ func (s *session) snapshot(ctx context.Context) error {
 }
 
 // refresh keeps the lease alive until end.
-func (s *session) refresh() {
+func (s *session) refresh(every time.Duration) {
 	defer s.refreshWG.Done()
-	t := time.NewTicker(leaseRefreshInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
