@@ -46,6 +46,7 @@ fi
 : "${WORKLOADS:=1,2,3,4,5,6}"
 : "${SEED:=1}"
 : "${LOAD_SESSIONS:=20}"
+: "${IDLE_PARALLEL:=1}"
 : "${PASSWORD:=bench-password}"
 : "${DOMAIN:=bench.test}"
 WORK=${WORK:-$(mktemp -d /tmp/skrytka-bench.XXXXXX)}
@@ -68,7 +69,7 @@ BENCH=$WORK/bin/skrytka-bench
 
 common=(-domain "$DOMAIN" -password "$PASSWORD" -seed "$SEED" -sessions "$SESSIONS"
 	-clients "$CLIENTS" -pop3-clients "$POP3_CLIENTS" -per-user "$PER_USER" -max-bytes "$MAX_BYTES"
-	-big "$BIG_N" -idle "$IDLE_N" -mix-dur "$MIX_DUR" -deliver-dur "$DELIVER_DUR" -load-sessions "$LOAD_SESSIONS")
+	-big "$BIG_N" -idle "$IDLE_N" -idle-parallel "$IDLE_PARALLEL" -mix-dur "$MIX_DUR" -deliver-dur "$DELIVER_DUR" -load-sessions "$LOAD_SESSIONS")
 mapfile -t USERS < <("$BENCH" users "${common[@]}")
 
 # Thousands of IDLE connections: Dovecot's imap processes each want an
@@ -129,6 +130,7 @@ setup_dovecot() {
 	id skbench >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin skbench
 	local uid gid d=$WORK/dovecot
 	uid=$(id -u skbench) gid=$(id -g skbench)
+	[ "$LOADED" = 1 ] || rm -rf "$d/mail" "$d/state"
 	mkdir -p "$d/run" "$d/state" "$d/mail" "$d/log"
 	chown skbench:skbench "$d/mail"
 	local hash
@@ -270,6 +272,8 @@ allow_plaintext = "loopback"
 [limits]
 max_connections = $((IDLE_N * 2 + 1000))
 EOF
+	[ "$LOADED" = 1 ] && return 0
+	rm -rf "$d/data"
 	for u in "${USERS[@]}"; do
 		printf '%s\n' "$PASSWORD" | "$WORK/bin/skrytka" user add "$u" -password-stdin -config "$d/skrytka.toml" >/dev/null
 	done
@@ -297,13 +301,23 @@ start_skrytka() { # sets PID, T0, TARGET
 }
 
 # ---------------------------------------------------------------- run
+# A WORK directory from an earlier run with the same sizes keeps its loaded
+# stores (loading 100,000 messages takes many minutes): reuse it with WORK=.
+sizes="seed=$SEED per_user=$PER_USER max_bytes=$MAX_BYTES big=$BIG_N users=${#USERS[@]}"
 for s in $SERVERS; do
-	"setup_$s"
+	if [ -f "$WORK/$s.loaded" ] && [ "$(cat "$WORK/$s.loaded")" = "$sizes" ]; then
+		LOADED=1 "setup_$s"
+		log "$s: corpus already loaded in $WORK ($sizes)"
+		continue
+	fi
+	rm -f "$WORK/$s.loaded"
+	LOADED=0 "setup_$s"
 	"start_$s"
 	log "$s: loading corpus: $PER_USER messages into each of $(( CLIENTS > POP3_CLIENTS ? CLIENTS : POP3_CLIENTS )) accounts, $BIG_N into big@"
 	"$BENCH" load -what users "${common[@]}" "${TARGET[@]}"
 	"$BENCH" load -what big "${common[@]}" "${TARGET[@]}"
 	stop_pid "$PID"
+	echo "$sizes" >"$WORK/$s.loaded"
 done
 
 total_msgs=$((BIG_N + PER_USER * (CLIENTS > POP3_CLIENTS ? CLIENTS : POP3_CLIENTS)))

@@ -17,7 +17,11 @@ import (
 type IdleParams struct {
 	Conns int    // idle connections (5,000 in the full run)
 	User  string // all of them share this account's INBOX
-	// Parallel is how many logins are in flight while connecting (32).
+	// Parallel is how many logins are in flight while connecting. Zero
+	// means 1: Skrytka's per-account login throttle queues concurrent
+	// attempts on one account as if they might all fail (1 s, 2 s, 4 s ...
+	// up to a 1 min cap, then refuses), so parallel logins to the shared
+	// account fail there. Logging in is not what this workload measures.
 	Parallel int
 	// Settle is the pause before memory is read (2 s).
 	Settle time.Duration
@@ -45,7 +49,7 @@ func Idle(ctx context.Context, t *Target, p IdleParams) (*Result, error) {
 	res := &Result{Workload: "6-idle", Server: t.Name,
 		Params: fmt.Sprintf("%d IDLE connections on one mailbox", p.Conns)}
 	if p.Parallel == 0 {
-		p.Parallel = 32
+		p.Parallel = 1
 	}
 	if p.Settle == 0 {
 		p.Settle = 2 * time.Second

@@ -52,6 +52,7 @@ type options struct {
 	maxBytes     int
 	bigN         int
 	idleN        int
+	idleParallel int
 	loadSessions int
 	t0ns         int64
 	startupWant  int
@@ -83,6 +84,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxBytes, "max-bytes", 4<<20, "largest message of the realistic corpus")
 	fs.IntVar(&o.bigN, "big", 100000, "5: messages in big@'s INBOX")
 	fs.IntVar(&o.idleN, "idle", 5000, "6: idle connections")
+	fs.IntVar(&o.idleParallel, "idle-parallel", 1, "6: logins in flight while opening the idle connections (all to one account)")
 	fs.IntVar(&o.loadSessions, "load-sessions", 20, "load: concurrent LMTP sessions")
 	fs.Int64Var(&o.t0ns, "t0-ns", 0, "startup: unix nanoseconds just before the server was started")
 	fs.IntVar(&o.startupWant, "startup-want", -1, "startup: messages expected in big@'s INBOX (-1: do not check)")
@@ -232,7 +234,7 @@ func cmdRun(ctx context.Context, o *options) error {
 			gen := o.bigGen()
 			res, err = load.BigMailbox(ctx, &o.t, load.BigParams{User: o.t.Named("big"), Count: o.bigN, Gen: gen}, load.Expect(gen, o.bigN))
 		case "6":
-			res, err = load.Idle(ctx, &o.t, load.IdleParams{Conns: o.idleN, User: o.t.Named("idle"), Seed: o.seed + 3})
+			res, err = load.Idle(ctx, &o.t, load.IdleParams{Conns: o.idleN, User: o.t.Named("idle"), Parallel: o.idleParallel, Seed: o.seed + 3})
 		default:
 			return fmt.Errorf("unknown workload %q", w)
 		}
