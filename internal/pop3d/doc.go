@@ -23,7 +23,7 @@
 //
 // Dependencies: the store interface (never a backend), auth and the
 // standard library. It must not import database/sql, a driver, or another
-// front end; deps_test.go checks this.
+// front end; package deptest checks this.
 //
 // Invariants:
 //   - The maildrop (the list of messages, their numbers, sizes and UIDLs) is
