@@ -13,7 +13,7 @@ import (
 
 func TestMain(m *testing.M) {
 	storetest.RunCrashChild(func(ctx context.Context, loc string) (store.Store, error) {
-		return Open(ctx, loc, Options{})
+		return Open(ctx, loc, Options{driver: testDriver})
 	})
 	os.Exit(m.Run())
 }
@@ -35,7 +35,12 @@ func openTest(t *testing.T, dir string, opts Options) *Store {
 	return s
 }
 
+// testDriver lets a run pick the driver (SKRYTKA_TEST_SQLITE_DRIVER=sqlite3
+// with -tags sqlitecgo) to compare test times.
+var testDriver = os.Getenv("SKRYTKA_TEST_SQLITE_DRIVER")
+
 func backend(opts Options) storetest.Backend {
+	opts.driver = testDriver
 	return storetest.Backend{
 		Open: func(t *testing.T) store.Store {
 			return openTest(t, t.TempDir(), opts)
