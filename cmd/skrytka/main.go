@@ -41,7 +41,10 @@ Usage:
   skrytka user add ADDRESS [-password-stdin] [-config FILE]
   skrytka user passwd ADDRESS [-password-stdin] [-config FILE]
   skrytka user del ADDRESS [-config FILE]
-  skrytka user list [-config FILE]
+  skrytka user list [-config FILE]       address, bytes used, POP3 after-download policy
+  skrytka user policy ADDRESS POLICY [-config FILE]
+                                         POP3 after-download policy of one account:
+                                         expunge, trash, archive, keep or default
   skrytka version
   skrytka help
 

@@ -529,6 +529,11 @@ func TestUserCommands(t *testing.T) {
 	if l := c2.ExpectUntil("a "); !strings.HasPrefix(l[len(l)-1], "a OK") {
 		t.Fatalf("user added via socket cannot log in: %q", l)
 	}
+	run("", 0, "user", "policy", "carol@example.org", "trash")
+	run("", 2, "user", "policy", "carol@example.org", "shred")
+	if out := run("", 0, "user", "list"); !strings.Contains(out, "carol@example.org\t") || !strings.Contains(out, "\ttrash") {
+		t.Fatalf("list after policy: %s", out)
+	}
 	run("", 0, "user", "del", "carol@example.org")
 	run("", 2, "user", "del", "carol@example.org")
 	srv.signal(t, syscall.SIGTERM)

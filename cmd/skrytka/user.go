@@ -18,7 +18,7 @@ import (
 
 func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: want add, passwd, del or list (see \"skrytka help\")")
+		return usagef("user: want add, passwd, del, list or policy (see \"skrytka help\")")
 	}
 	sub := args[0]
 	fs := newFlagSet("user "+sub, stderr)
@@ -36,21 +36,30 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "add", "passwd", "del":
 	case "list":
 		wantArgs = 0
+	case "policy":
+		wantArgs = 2
 	default:
-		return usagef("user: unknown subcommand %q: want add, passwd, del or list", sub)
+		return usagef("user: unknown subcommand %q: want add, passwd, del, list or policy", sub)
 	}
 	if len(pos) != wantArgs {
-		if wantArgs == 0 {
+		switch wantArgs {
+		case 0:
 			return usagef("user list takes no address")
+		case 2:
+			return usagef("user policy: want ADDRESS and one of expunge, trash, archive, keep, default")
 		}
 		return usagef("user %s: want exactly one ADDRESS", sub)
+	}
+	var policy string
+	if sub == "policy" {
+		policy = pos[1]
 	}
 	cfg, err := loadConfig(*file)
 	if err != nil {
 		return err
 	}
 	var address string
-	if wantArgs == 1 {
+	if wantArgs >= 1 {
 		if address, err = admin.NormalizeAddress(pos[0], nil); err != nil {
 			return usagef("user %s: %v", sub, err)
 		}
@@ -81,11 +90,13 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			err = admin.DeleteUser(ctx, st, address)
 		case "list":
 			users, err = admin.ListUsers(ctx, st)
+		case "policy":
+			err = admin.SetDownloadPolicy(ctx, st, address, policy)
 		}
 	case errors.Is(err, syscall.EWOULDBLOCK):
 		// The embedded store is open in a running server: ask it.
 		var resp admin.Response
-		resp, err = admin.CallSocket(cfg.DataDir, admin.Request{Op: sub, Address: address, Password: password})
+		resp, err = admin.CallSocket(cfg.DataDir, admin.Request{Op: sub, Address: address, Password: password, Policy: policy})
 		users = resp.Users
 	default:
 		return err
@@ -96,7 +107,7 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usagef("user %s: %s already exists", sub, address)
 	case errors.Is(err, store.ErrNotFound):
 		return usagef("user %s: no account %s", sub, address)
-	case errors.Is(err, admin.ErrBadAddress), errors.Is(err, admin.ErrBadPassword):
+	case errors.Is(err, admin.ErrBadAddress), errors.Is(err, admin.ErrBadPassword), errors.Is(err, admin.ErrBadPolicy):
 		return usagef("user %s: %v", sub, err)
 	default:
 		return err
@@ -108,9 +119,15 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "password of %s changed\n", address)
 	case "del":
 		fmt.Fprintf(stdout, "deleted %s and all its mail\n", address)
+	case "policy":
+		fmt.Fprintf(stdout, "after-download policy of %s: %s\n", address, policy)
 	case "list":
 		for _, u := range users {
-			fmt.Fprintf(stdout, "%s\t%d\n", u.Address, u.UsedBytes)
+			p := u.DownloadPolicy
+			if p == "" {
+				p = "default"
+			}
+			fmt.Fprintf(stdout, "%s\t%d\t%s\n", u.Address, u.UsedBytes, p)
 		}
 	}
 	return nil

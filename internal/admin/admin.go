@@ -34,6 +34,7 @@ const (
 var (
 	ErrBadAddress  = errors.New("bad address")
 	ErrBadPassword = errors.New("bad password")
+	ErrBadPolicy   = errors.New("bad policy")
 )
 
 // NormalizeAddress checks that address looks like local@domain and returns
@@ -130,11 +131,30 @@ func DeleteUser(ctx context.Context, st store.Store, address string) error {
 	return st.DeleteAccount(ctx, acct.ID)
 }
 
+// SetDownloadPolicy sets an account's own POP3 after-download policy
+// ("expunge", "trash", "archive" or "keep"), or clears it with "" or
+// "default" so that the config's pop3.after_download applies.
+func SetDownloadPolicy(ctx context.Context, st store.Store, address, policy string) error {
+	switch policy {
+	case "default":
+		policy = ""
+	case "", "expunge", "trash", "archive", "keep":
+	default:
+		return fmt.Errorf("%w %q: want expunge, trash, archive, keep or default", ErrBadPolicy, policy)
+	}
+	acct, err := st.Account(ctx, strings.ToLower(strings.TrimSpace(address)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", address, err)
+	}
+	return st.SetDownloadPolicy(ctx, acct.ID, policy)
+}
+
 // UserInfo is one line of ListUsers.
 type UserInfo struct {
-	Address    string
-	UsedBytes  int64
-	QuotaBytes int64 // 0: unlimited
+	Address        string
+	UsedBytes      int64
+	QuotaBytes     int64  // 0: unlimited
+	DownloadPolicy string // "": the config's pop3.after_download
 }
 
 // ListUsers returns all accounts sorted by address.
@@ -145,7 +165,7 @@ func ListUsers(ctx context.Context, st store.Store) ([]UserInfo, error) {
 	}
 	out := make([]UserInfo, len(accts))
 	for i, a := range accts {
-		out[i] = UserInfo{Address: a.Address, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes}
+		out[i] = UserInfo{Address: a.Address, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, DownloadPolicy: a.DownloadPolicy}
 	}
 	sortUsers(out)
 	return out, nil

@@ -75,6 +75,19 @@ func TestUserLifecycle(t *testing.T) {
 	if err != nil || len(users) != 2 || users[0].Address != "aaron@example.org" {
 		t.Fatalf("ListUsers = %+v, %v", users, err)
 	}
+	if err := admin.SetDownloadPolicy(ctx, st, "alice@example.org", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.SetDownloadPolicy(ctx, st, "alice@example.org", "shred"); !errors.Is(err, admin.ErrBadPolicy) {
+		t.Fatalf("bad policy: %v", err)
+	}
+	if a, _ := st.Account(ctx, "alice@example.org"); a.DownloadPolicy != "keep" {
+		t.Fatalf("policy = %q", a.DownloadPolicy)
+	}
+	admin.SetDownloadPolicy(ctx, st, "alice@example.org", "default")
+	if a, _ := st.Account(ctx, "alice@example.org"); a.DownloadPolicy != "" {
+		t.Fatalf("policy after default = %q", a.DownloadPolicy)
+	}
 	if err := admin.DeleteUser(ctx, st, "alice@example.org"); err != nil {
 		t.Fatal(err)
 	}

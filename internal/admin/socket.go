@@ -31,9 +31,10 @@ const (
 
 // Request is one admin operation, sent as one JSON line.
 type Request struct {
-	Op       string `json:"op"` // "add", "passwd", "del", "list"
+	Op       string `json:"op"` // "add", "passwd", "del", "list", "policy"
 	Address  string `json:"address,omitempty"`
 	Password string `json:"password,omitempty"`
+	Policy   string `json:"policy,omitempty"`
 }
 
 // Response answers a Request.
@@ -135,6 +136,8 @@ func (s *SocketServer) do(req Request) Response {
 		err = DeleteUser(ctx, s.Store, req.Address)
 	case "list":
 		users, err = ListUsers(ctx, s.Store)
+	case "policy":
+		err = SetDownloadPolicy(ctx, s.Store, req.Address, req.Policy)
 	default:
 		return Response{Error: fmt.Sprintf("unknown op %q", req.Op), Kind: "bad"}
 	}
@@ -150,7 +153,7 @@ func errorKind(err error) string {
 		return "exists"
 	case errors.Is(err, store.ErrNotFound):
 		return "notfound"
-	case errors.Is(err, ErrBadAddress), errors.Is(err, ErrBadPassword):
+	case errors.Is(err, ErrBadAddress), errors.Is(err, ErrBadPassword), errors.Is(err, ErrBadPolicy):
 		return "bad"
 	}
 	return ""
@@ -171,7 +174,7 @@ func (e *SocketError) Is(target error) bool {
 	case "notfound":
 		return target == store.ErrNotFound
 	case "bad":
-		return target == ErrBadAddress || target == ErrBadPassword
+		return target == ErrBadAddress || target == ErrBadPassword || target == ErrBadPolicy
 	}
 	return false
 }
