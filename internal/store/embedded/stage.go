@@ -147,7 +147,11 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 		}
 		// Durable before anyone can reference it: the file, then the
 		// directory entry.
-		if err := f.Sync(); err != nil {
+		sync := (*os.File).Sync
+		if s.opts.syncFile != nil {
+			sync = s.opts.syncFile
+		}
+		if err := sync(f); err != nil {
 			return fail(translate(err))
 		}
 		if err := syncDir(filepath.Join(s.dir, tmpDir)); err != nil {

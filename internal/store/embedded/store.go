@@ -56,6 +56,9 @@ type Options struct {
 	// driver is the database/sql driver name; "" is "sqlite" (modernc).
 	// Tests set it to compare drivers.
 	driver string
+	// syncFile replaces (*os.File).Sync for staged bodies (fault
+	// injection in tests).
+	syncFile func(*os.File) error
 }
 
 // Store is the embedded backend. It implements store.Store.
