@@ -138,13 +138,16 @@ func (c *conn) readTimeout() time.Duration {
 // serve runs the connection until it ends.
 func (c *conn) serve() {
 	defer c.srv.removeConn(c)
-	defer c.finish()
+	// The recover runs after finish, so that it also catches a panic in
+	// finish; finish runs during a command's panic too (deferred calls do).
 	defer func() {
 		if r := recover(); r != nil {
 			c.srv.panics.Add(1)
 			c.log.Error("panic in connection", "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.netConn().Close()
 		}
 	}()
+	defer c.finish()
 
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// POP3S: the listener wrapped the socket.

@@ -21,8 +21,9 @@
 //     client, as RFC 1939 servers do; user names and passwords are taken as
 //     raw octets, so UTF-8 ones still work.
 //
-// Dependencies: the store interface (never a backend), auth and the
-// standard library. It must not import database/sql, a driver, or another
+// Dependencies: the store interface (never a backend), auth, listen (to
+// name the user on the connection's close log line) and the standard
+// library. It must not import database/sql, a driver, or another
 // front end; package deptest checks this.
 //
 // Invariants:

@@ -17,6 +17,7 @@ type faultStore struct {
 	failExpunge atomic.Bool
 	failOpen    atomic.Bool
 	loseLease   atomic.Bool
+	panicOpen   atomic.Bool
 }
 
 func (f *faultStore) Expunge(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uids store.UIDSet) ([]store.UID, error) {
@@ -29,6 +30,9 @@ func (f *faultStore) Expunge(ctx context.Context, acct store.AccountID, mbox sto
 func (f *faultStore) OpenMessage(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uid store.UID) (store.MessageReader, error) {
 	if f.failOpen.Load() {
 		return nil, store.ErrUnavailable
+	}
+	if f.panicOpen.Load() {
+		panic("injected panic")
 	}
 	return f.Store.OpenMessage(ctx, acct, mbox, uid)
 }
@@ -124,4 +128,20 @@ func TestLeaseLost(t *testing.T) {
 	if n := len(e.inboxUIDs()); n != 1 {
 		t.Fatalf("a session without its lock deleted messages: %d left", n)
 	}
+}
+
+// TestPanicRecovered: a panic in a command closes that connection only
+// and releases its lock.
+func TestPanicRecovered(t *testing.T) {
+	e, fs := newFaultEnv(t)
+	deliver(t, e.st, e.acct, e.inbox.ID, msg1)
+	other := e.dialGreeted()
+	c := e.login()
+	fs.panicOpen.Store(true)
+	c.cmd("RETR 1")
+	c.expectClosed()
+	fs.panicOpen.Store(false)
+	waitFor(t, "the panic to be counted", func() bool { return e.srv.panics.Load() == 1 })
+	e.srv.panics.Store(0) // expected; the cleanup checks for others
+	other.cmd("AUTH PLAIN " + b64("\x00"+e.acct.Address+"\x00"+testPassword)).expectPrefix("+OK maildrop locked and ready, 1 messages")
 }
