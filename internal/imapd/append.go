@@ -121,7 +121,7 @@ func (d *decoder) peekLiteralSync() (lit, sync bool) {
 		}
 		switch b[i-1] {
 		case '}':
-			return true, b[i-2] != '+' && b[i-2] != '-'
+			return true, b[i-2] != '+'
 		case '\n':
 			return false, false
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/skrytka/skrytka/internal/auth"
+	"github.com/skrytka/skrytka/internal/listen"
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -61,6 +62,7 @@ func (c *conn) authenticate(cmd *command, authz, user, pass string) error {
 	c.acct = acct
 	c.state = stateAuth
 	c.log = c.log.With("user", acct.Address)
+	listen.SetUser(c.netConn(), acct.Address)
 	c.log.Info("login")
 	return c.ok(cmd, c.capsCode(), "logged in")
 }

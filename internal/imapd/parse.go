@@ -291,11 +291,7 @@ func (d *decoder) literalHeader(max int64) (n int64, binary bool) {
 	binary = d.maybe('~')
 	d.expect('{')
 	size := d.number64()
-	nonSync := d.maybe('+')
-	if !nonSync && d.maybe('-') {
-		// RFC 7888 LITERAL- syntax is the same as LITERAL+.
-		nonSync = true
-	}
+	nonSync := d.maybe('+') // RFC 7888 (LITERAL- uses the same syntax)
 	d.expect('}')
 	d.crlf()
 	if d.err != nil {

@@ -123,11 +123,12 @@ func (c *conn) syncSelected(s *selected) error {
 		}
 	}
 	for _, u := range delta.Vanished {
-		if s.t.contains(u) && !slices.Contains(s.pendingExpunge, u) {
+		if s.t.contains(u) {
 			s.pendingExpunge = append(s.pendingExpunge, u)
 		}
 	}
 	slices.Sort(s.pendingExpunge)
+	s.pendingExpunge = slices.Compact(s.pendingExpunge)
 	for _, u := range added {
 		s.t.add(u)
 	}

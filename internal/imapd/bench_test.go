@@ -1,0 +1,73 @@
+package imapd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// TestBigMailboxTimings fills a mailbox with IMAPD_BIG_MESSAGES messages
+// (default: skipped) and reports how long SELECT, UID FETCH 1:* (FLAGS),
+// FETCH 1:* (ENVELOPE), SEARCH FROM and SEARCH BODY take over a socket.
+// It asserts only that the answers are complete.
+func TestBigMailboxTimings(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("IMAPD_BIG_MESSAGES"))
+	if n == 0 {
+		t.Skip("set IMAPD_BIG_MESSAGES=100000 to run")
+	}
+	ts := newTestServer(t)
+	ctx := context.Background()
+	inbox, err := ts.st.Mailbox(ctx, ts.acct.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	const batch = 1000
+	for i := 0; i < n; i += batch {
+		var msgs []store.AppendMessage
+		for j := i; j < i+batch && j < n; j++ {
+			body := fmt.Sprintf("From: User %d <user%d@example.org>\r\nTo: demo@localhost\r\nSubject: message %d\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <%d@example.org>\r\n\r\nHello, this is message number %d.\r\nword%d\r\n", j%100, j%100, j, j, j, j)
+			staged, err := ts.st.Stage(ctx, strings.NewReader(body), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, store.AppendMessage{Body: staged})
+		}
+		if _, err := ts.st.Append(ctx, ts.acct.ID, inbox.ID, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("filled %d messages in %v", n, time.Since(start))
+	rc := ts.login(t)
+	timed := func(name, cmd string, check func([]string)) {
+		start := time.Now()
+		u := rc.ok(cmd)
+		t.Logf("%-28s %8.1f ms", name, float64(time.Since(start).Microseconds())/1000)
+		check(u)
+	}
+	count := func(want int) func([]string) {
+		return func(u []string) {
+			if len(u) < want {
+				t.Errorf("got %d lines, want %d", len(u), want)
+			}
+		}
+	}
+	timed("SELECT", "a SELECT INBOX", count(5))
+	timed("SELECT again", "a2 SELECT INBOX", count(5))
+	timed("UID FETCH 1:* (FLAGS)", "b UID FETCH 1:* (FLAGS)", count(n))
+	timed("FETCH 1:* (ENVELOPE)", "c FETCH 1:* (ENVELOPE)", count(n))
+	timed("SEARCH FROM user7", "d SEARCH FROM user7@", count(1))
+	timed("SEARCH BODY rare", fmt.Sprintf("e SEARCH BODY word%d", n/2), func(u []string) {
+		if len(u) != 1 || u[0] != fmt.Sprintf("* SEARCH %d", n/2+1) {
+			t.Errorf("%q", u)
+		}
+	})
+	timed("SEARCH BODY common", "f SEARCH BODY hello", count(1))
+	timed("UID SEARCH common (ESEARCH)", "g UID SEARCH RETURN (COUNT) BODY message", count(1))
+}
