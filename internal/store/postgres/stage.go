@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,26 +16,28 @@ import (
 	"github.com/skrytka/skrytka/internal/store"
 )
 
-// staged is a body written by Stage: CRLF-normalised bytes in an unlinked
-// temporary file on this node, plus what was parsed from them.
+// staged is a body written by Stage: the CRLF-normalised bytes (in
+// memory up to one chunk, else in an unlinked temporary file on this node)
+// plus what was parsed from them.
 //
-// Streaming: Stage copies the message through a 32 KiB buffer into the
-// file, and Append/Deliver copy it from the file into the BodyStore in
-// chunks (ChunkBytes), so a 50 MB message costs a few hundred KiB of heap,
-// not 50 MB (mailparse and ExtractText read from the file too; the kept
-// search text is capped by MaxTextBytes).
+// Streaming: Stage copies the message through a 32 KiB buffer, and
+// Append/Deliver copy a spilled body from the file into the BodyStore
+// chunk by chunk (ChunkBytes), so a 50 MB message costs a few hundred KiB
+// of heap, not 50 MB (mailparse and ExtractText read from the file too;
+// the kept search text is capped by MaxTextBytes).
 //
-// Durability: the staged file is not durable and need not be: nothing was
-// acknowledged yet. The body becomes durable with the commit of the
-// Append or Deliver that stores it. The file is unlinked right after it is
-// created, so a crashed node leaves nothing behind; the descriptor is
-// closed by Discard (or the finalizer of os.File).
+// Durability: the staged bytes are not durable and need not be: nothing
+// was acknowledged yet. The body becomes durable with the commit of the
+// Append or Deliver that stores it. A spill file is unlinked right after
+// it is created, so a crashed node leaves nothing behind; the descriptor
+// is closed at commit or by Discard (or the finalizer of os.File).
 //
 // Once committed, the staged body is known by its bodies row; appending it
 // again shares that row.
 type staged struct {
 	s      *Store
-	f      *os.File
+	f      *os.File // large bodies; nil when in data
+	data   []byte   // bodies up to one chunk
 	size   int64
 	info   *mailparse.Info
 	parsed []byte
@@ -63,7 +66,7 @@ func (st *staged) Discard() error {
 		err = st.f.Close()
 		st.f = nil
 	}
-	st.header, st.body, st.parsed = "", "", nil
+	st.data, st.header, st.body, st.parsed = nil, "", "", nil
 	return err
 }
 
@@ -79,31 +82,33 @@ func (st *staged) committed(id int64) {
 		st.f.Close()
 		st.f = nil
 	}
-	st.header, st.body, st.parsed = "", "", nil
+	st.data, st.header, st.body, st.parsed = nil, "", "", nil
 }
 
-// Stage implements store.Store.
+// Stage implements store.Store. Bodies up to one chunk (ChunkBytes) stay
+// in memory; larger ones spill to an unlinked temporary file.
 func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.Staged, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "skrytka-stage-*")
-	if err != nil {
-		return nil, fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err)
-	}
-	os.Remove(f.Name())
+	st := &staged{s: s}
+	var (
+		mem    bytes.Buffer
+		f      *os.File
+		fw     *bufio.Writer
+		prevCR bool
+		spill  = int64(s.opts.ChunkBytes)
+	)
 	fail := func(err error) (store.Staged, error) {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		return nil, err
 	}
-	st := &staged{s: s, f: f}
 	bufs := stageBufs.Get().(*stageBuf)
 	defer stageBufs.Put(bufs)
-	fw := bufs.w
-	fw.Reset(f)
-	defer fw.Reset(nil)
+	defer bufs.w.Reset(nil)
 	in, out := bufs.in, bufs.out[:0]
-	prevCR := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
@@ -122,7 +127,26 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 			if maxBytes > 0 && st.size > maxBytes {
 				return fail(store.ErrTooLarge)
 			}
-			if _, err := fw.Write(out); err != nil {
+			if f == nil && st.size > spill {
+				var err error
+				if f, err = os.CreateTemp(s.opts.TempDir, "skrytka-stage-*"); err != nil {
+					return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
+				}
+				os.Remove(f.Name()) // nothing is left behind by a crash
+				fw = bufs.w
+				fw.Reset(f)
+				if _, err := fw.Write(mem.Bytes()); err != nil {
+					return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
+				}
+				mem = bytes.Buffer{}
+			}
+			var err error
+			if f != nil {
+				_, err = fw.Write(out)
+			} else {
+				_, err = mem.Write(out)
+			}
+			if err != nil {
 				return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
 			}
 		}
@@ -133,14 +157,22 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 			return fail(fmt.Errorf("stage: read: %w", rerr))
 		}
 	}
-	if err := fw.Flush(); err != nil {
-		return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
+	if f != nil {
+		if err := fw.Flush(); err != nil {
+			return fail(fmt.Errorf("%w: stage: %v", store.ErrUnavailable, err))
+		}
+		st.f = f
+	} else {
+		st.data = mem.Bytes()
+		if st.data == nil {
+			st.data = []byte{}
+		}
 	}
-	info, err := mailparse.Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10))
+	info, err := mailparse.Parse(st.reader())
 	if err != nil {
 		return fail(fmt.Errorf("stage: parse: %w", err))
 	}
-	header, body, err := mailparse.ExtractText(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10), info, s.opts.MaxTextBytes)
+	header, body, err := mailparse.ExtractText(st.reader(), info, s.opts.MaxTextBytes)
 	if err != nil {
 		return fail(fmt.Errorf("stage: text: %w", err))
 	}
@@ -151,6 +183,14 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 	st.header = foldText(header)
 	st.body = foldText(body)
 	return st, nil
+}
+
+// reader reads the staged bytes from the start.
+func (st *staged) reader() io.Reader {
+	if st.f == nil {
+		return bytes.NewReader(st.data)
+	}
+	return bufio.NewReaderSize(io.NewSectionReader(st.f, 0, st.size), 64<<10)
 }
 
 // stageBuf holds Stage's buffers, reused between calls.
@@ -187,23 +227,37 @@ func (s *Store) stagedOf(b store.Staged) (*staged, error) {
 }
 
 // storeBody returns the bodies row of st, inserting it (with zero
-// references) and writing the bytes to the BodyStore the first time.
+// references) and writing the bytes to the BodyStore the first time. A
+// body of one chunk in the built-in store goes in with one statement.
 func (w *wtx) storeBody(st *staged) (int64, error) {
 	st.mu.Lock()
-	id, f := st.bodyID, st.f
+	id, f, data := st.bodyID, st.f, st.data
 	st.mu.Unlock()
 	if id != 0 {
 		return id, nil
 	}
-	if f == nil {
+	if f == nil && data == nil {
 		return 0, fmt.Errorf("%w: staged body was discarded", store.ErrNotFound)
+	}
+	if _, ok := w.s.bodies.(*tableBodies); ok && f == nil {
+		err := w.tx.QueryRow(w.ctx, `WITH b AS (
+				INSERT INTO bodies (size, parsed, header_text, body_text) VALUES ($1, $2, $3, $4) RETURNING id),
+			c AS (INSERT INTO body_chunks (body_id, seq, data) SELECT id, 0, $5 FROM b)
+			SELECT id FROM b`, st.size, st.parsed, st.header, st.body, data).Scan(&id)
+		return id, err
 	}
 	err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (size, parsed, header_text, body_text) VALUES ($1, $2, $3, $4) RETURNING id`,
 		st.size, st.parsed, st.header, st.body).Scan(&id)
 	if err != nil {
 		return 0, err
 	}
-	if err := w.s.bodies.Put(w.ctx, w.tx, id, io.NewSectionReader(f, 0, st.size), st.size); err != nil {
+	var r io.Reader
+	if f != nil {
+		r = io.NewSectionReader(f, 0, st.size)
+	} else {
+		r = bytes.NewReader(data)
+	}
+	if err := w.s.bodies.Put(w.ctx, w.tx, id, r, st.size); err != nil {
 		return 0, err
 	}
 	return id, nil
