@@ -182,6 +182,7 @@ func (w *wtx) insertBlob(st *staged) (int64, error) {
 	var res sql.Result
 	var err error
 	if st.file != "" {
+		w.op.dirSync = true
 		res, err = w.exec(`INSERT INTO blobs(size, file, info) VALUES(?, ?, ?)`, st.size, st.file, st.infoBytes)
 	} else {
 		res, err = w.exec(`INSERT INTO blobs(size, data, info) VALUES(?, ?, ?)`, st.size, st.data, st.infoBytes)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"golang.org/x/text/cases"
@@ -21,7 +20,8 @@ import (
 
 // staged is a body written by Stage. Small bodies stay in memory until the
 // transaction that stores them inline commits; large ones are in a file
-// under tmp/ (fsynced, with the directory, before Stage returns) until the
+// under tmp/ (fsynced before Stage returns; its directory entry before the
+// commit) until the
 // commit that references them, after which the writer renames them into
 // blobs/. Once committed, the body is known by its blob row; appending the
 // same staged body again shares that row.
@@ -145,16 +145,14 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 		if err := fw.Flush(); err != nil {
 			return fail(translate(err))
 		}
-		// Durable before anyone can reference it: the file, then the
-		// directory entry.
+		// The file's bytes are durable before anyone can reference it;
+		// its directory entry is made durable by the writer, once per
+		// batch, before the commit that references it (writer.go).
 		sync := (*os.File).Sync
 		if s.opts.syncFile != nil {
 			sync = s.opts.syncFile
 		}
 		if err := sync(f); err != nil {
-			return fail(translate(err))
-		}
-		if err := syncDir(filepath.Join(s.dir, tmpDir)); err != nil {
 			return fail(translate(err))
 		}
 		f.Close()

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -26,6 +27,7 @@ type writeOp struct {
 	done    chan struct{}
 	changes []store.Change
 	after   []func() // run after a successful commit
+	dirSync bool     // references a new file in tmp/: sync the directory first
 	undo    []func() // run when the op did not commit
 }
 
@@ -248,6 +250,17 @@ func (s *Store) runBatch(ops []*writeOp) {
 	if live == 0 {
 		tx.Rollback()
 		return
+	}
+	// One directory fsync covers every body file staged for this batch.
+	for _, op := range ops {
+		if op.err == nil && op.dirSync {
+			if err := syncDir(filepath.Join(s.dir, tmpDir)); err != nil {
+				tx.Rollback()
+				failAll(err)
+				return
+			}
+			break
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		failAll(err)
