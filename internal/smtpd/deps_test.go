@@ -10,7 +10,7 @@ import (
 // sees the store only through its interface, never a backend, a SQL
 // driver or cmd.
 func TestDependencies(t *testing.T) {
-	for _, pkg := range []string{".", "../mailauth"} {
+	for _, pkg := range []string{".", "../mailauth", "../outbound"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
 		if err != nil {
 			t.Skipf("go list: %v", err)
