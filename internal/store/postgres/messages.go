@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/skrytka/skrytka/internal/store"
@@ -210,6 +211,9 @@ func (s *Store) Deliver(ctx context.Context, body store.Staged, targets []store.
 		if err != nil {
 			return err
 		}
+		if len(targets) == 1 && errs[0] == nil {
+			return w.deliverOne(st, id, targets[0], now, errs)
+		}
 		// Accounts in id order, then their mailboxes in id order.
 		type acctState struct {
 			quota, used, add int64
@@ -347,6 +351,61 @@ func (s *Store) Deliver(ctx context.Context, body store.Staged, targets []store.
 		return nil, err
 	}
 	return errs, nil
+}
+
+// deliverOne is Deliver's common case, one target: the account and the
+// mailbox are found and locked in one statement.
+func (w *wtx) deliverOne(st *staged, body int64, t store.DeliveryTarget, now time.Time, errs []error) error {
+	name := t.Mailbox
+	if name == "" {
+		name = store.InboxName
+	}
+	n, err := normName(name)
+	if err != nil {
+		errs[0] = store.ErrNotFound
+		return errNothingDelivered
+	}
+	dest, finish := mailboxDest()
+	var quota, used int64
+	err = w.tx.QueryRow(w.ctx, `SELECT a.quota_bytes, a.used_bytes, `+prefixed("x", mailboxCols)+`
+		FROM accounts a JOIN mailboxes x ON x.account_id = a.id
+		WHERE a.id = $1 AND x.name = $2 FOR NO KEY UPDATE OF a, x`, t.Account, n).Scan(append([]any{&quota, &used}, dest...)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		errs[0] = store.ErrNotFound
+		return errNothingDelivered
+	}
+	if err != nil {
+		return err
+	}
+	m := finish()
+	switch {
+	case m.NoSelect:
+		errs[0] = store.ErrNoSelect
+	case overQuota(quota, used, st.size):
+		errs[0] = store.ErrOverQuota
+	}
+	if errs[0] != nil {
+		return errNothingDelivered
+	}
+	kws, err := w.keywordNames(m.ID, t.Flags.Keywords)
+	if errors.Is(err, store.ErrTooManyItems) {
+		errs[0] = err
+		return errNothingDelivered
+	}
+	if err != nil {
+		return err
+	}
+	if _, _, err := w.addEntries(m, []entry{{body: body, size: st.size, sys: t.Flags.Sys, kws: kws, date: now}}); err != nil {
+		return err
+	}
+	if err := w.addUsage(t.Account, st.size); err != nil {
+		return err
+	}
+	if err := w.refBodies([]int64{body}); err != nil {
+		return err
+	}
+	w.after = append(w.after, func() { st.committed(body) })
+	return nil
 }
 
 // lockPair locks the account and then src and dst in id order.
