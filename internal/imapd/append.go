@@ -3,6 +3,7 @@ package imapd
 import (
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/skrytka/skrytka/internal/store"
@@ -26,6 +27,19 @@ func cmdAppend(c *conn, cmd *command) error {
 	if d.peek() == '"' {
 		date = d.dateTime()
 		d.sp()
+	}
+	// RFC 6855 §4: "UTF8 (" literal8 ")" once UTF8=ACCEPT is enabled.
+	utf8Data := false
+	if c := d.peek(); c == 'U' || c == 'u' {
+		if strings.ToUpper(d.atom()) != "UTF8" {
+			d.fail("expected literal or UTF8")
+		}
+		d.sp()
+		d.expect('(')
+		if d.peek() != '~' {
+			d.fail("UTF8 needs a literal8")
+		}
+		utf8Data = true
 	}
 	if d.err != nil {
 		return d.err
@@ -52,7 +66,10 @@ func cmdAppend(c *conn, cmd *command) error {
 	if preErr == nil {
 		preErr = flagErr
 	}
-	if preErr != nil && d.peek() == '{' {
+	if preErr == nil && utf8Data && !c.utf8Accept {
+		preErr = bad("", "UTF8 APPEND needs ENABLE UTF8=ACCEPT")
+	}
+	if preErr != nil && (d.peek() == '{' || d.peek() == '~') {
 		if lit, sync := d.peekLiteralSync(); sync && lit {
 			d.literalHeaderNoCont()
 			return preErr
@@ -71,6 +88,9 @@ func cmdAppend(c *conn, cmd *command) error {
 			return err
 		}
 		c.setReadDeadline(c.srv.opts.CommandTimeout)
+		if utf8Data {
+			d.expect(')')
+		}
 		if err := d.end(); err != nil {
 			return err
 		}
@@ -85,6 +105,9 @@ func cmdAppend(c *conn, cmd *command) error {
 		return cerr
 	}
 	c.setReadDeadline(c.srv.opts.CommandTimeout)
+	if utf8Data {
+		d.expect(')')
+	}
 	if err != nil {
 		if e := d.end(); e != nil {
 			return e
@@ -116,6 +139,9 @@ func cmdAppend(c *conn, cmd *command) error {
 func (d *decoder) peekLiteralSync() (lit, sync bool) {
 	for i := 1; i < 32; i++ {
 		b, err := d.br.Peek(i)
+		if i == 1 && err == nil && b[0] == '~' {
+			continue
+		}
 		if err != nil {
 			return false, false
 		}
@@ -132,6 +158,7 @@ func (d *decoder) peekLiteralSync() (lit, sync bool) {
 // literalHeaderNoCont consumes a synchronising literal header without
 // sending the continuation, so the client does not send the octets.
 func (d *decoder) literalHeaderNoCont() {
+	d.maybe('~')
 	d.expect('{')
 	d.number64()
 	d.expect('}')

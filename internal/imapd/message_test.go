@@ -135,6 +135,26 @@ func TestAppend(t *testing.T) {
 	}
 }
 
+func TestAppendUTF8(t *testing.T) {
+	ts := newTestServer(t)
+	rc := ts.login(t)
+	msg := "Subject: Grüße\r\nFrom: jörg@bücher.example\r\n\r\nHallo\r\n"
+	rc.send(fmt.Sprintf("a APPEND INBOX UTF8 (~{%d+}\r\n%s)\r\n", len(msg), msg))
+	if _, tagged := rc.until("a"); !strings.HasPrefix(tagged, "a BAD") {
+		t.Fatalf("UTF8 before ENABLE: %q", tagged)
+	}
+	rc.ok("b ENABLE UTF8=ACCEPT")
+	rc.send(fmt.Sprintf("c APPEND INBOX (\\Seen) UTF8 (~{%d+}\r\n%s)\r\n", len(msg), msg))
+	if _, tagged := rc.until("c"); !strings.HasPrefix(tagged, "c OK [APPENDUID") {
+		t.Fatalf("%q", tagged)
+	}
+	rc.ok("d SELECT INBOX")
+	u := rc.ok("e FETCH 1 (ENVELOPE)")
+	if !strings.Contains(u[0], `"Grüße"`) || !strings.Contains(u[0], `"jörg" "bücher.example"`) {
+		t.Fatalf("UTF-8 envelope: %q", u)
+	}
+}
+
 func TestAppendLimit(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) { o.AppendLimit = 100 })
 	rc := ts.login(t)
