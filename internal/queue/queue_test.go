@@ -1,0 +1,298 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-smtp"
+
+	"github.com/skrytka/skrytka/internal/mailauth"
+	"github.com/skrytka/skrytka/internal/outbound"
+	"github.com/skrytka/skrytka/internal/store"
+	"github.com/skrytka/skrytka/internal/store/embedded"
+)
+
+// remoteMX plays example.net's MX on loopback. mode decides RCPT replies:
+// "ok", "temp" (451) or "perm" (550).
+type remoteMX struct {
+	mu   sync.Mutex
+	mode string
+	got  []string
+	port string
+}
+
+type mxSession struct{ mx *remoteMX }
+
+func (s *mxSession) Reset()                               {}
+func (s *mxSession) Logout() error                        { return nil }
+func (s *mxSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *mxSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.mx.mu.Lock()
+	defer s.mx.mu.Unlock()
+	switch s.mx.mode {
+	case "temp":
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"}
+	case "perm":
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	}
+	return nil
+}
+func (s *mxSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.mx.mu.Lock()
+	s.mx.got = append(s.mx.got, string(b))
+	s.mx.mu.Unlock()
+	return err
+}
+
+func (mx *remoteMX) set(mode string) { mx.mu.Lock(); mx.mode = mode; mx.mu.Unlock() }
+func (mx *remoteMX) received() []string {
+	mx.mu.Lock()
+	defer mx.mu.Unlock()
+	return append([]string(nil), mx.got...)
+}
+
+func startMX(t *testing.T) *remoteMX {
+	t.Helper()
+	mx := &remoteMX{mode: "ok"}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mxSession{mx}, nil }))
+	srv.Domain = "mx.example.net"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, mx.port, _ = net.SplitHostPort(ln.Addr().String())
+	return mx
+}
+
+type fixture struct {
+	t     *testing.T
+	dir   string
+	st    *embedded.Store
+	q     *Queue
+	mx    *remoteMX
+	alice store.Account
+	now   time.Time
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, dir: t.TempDir(), mx: startMX(t), now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	f.open()
+	a, err := f.st.CreateAccount(context.Background(), "alice@skrytka.test", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.alice = a
+	return f
+}
+
+// open (re)opens the store and the queue, as a restarted server would.
+func (f *fixture) open() {
+	f.t.Helper()
+	if f.st != nil {
+		f.st.Close()
+	}
+	st, err := embedded.Open(context.Background(), f.dir, embedded.Options{Logger: quiet()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { st.Close() })
+	f.st = st
+	z := &mailauth.Zone{}
+	z.AddMX("example.net", "mx.example.net", 10)
+	z.AddIP("mx.example.net", net.IPv4(127, 0, 0, 1))
+	sender := outbound.New(outbound.Options{Hostname: "mail.skrytka.test", Resolver: z, Port: f.mx.port})
+	q, err := Open(context.Background(), st, sender, Options{Hostname: "mail.skrytka.test", Logger: quiet(),
+		Now: func() time.Time { return f.now }})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.q = q
+}
+
+const msg = "From: alice@skrytka.test\r\nTo: bob@example.net\r\nSubject: queued\r\n\r\nHello.\r\n"
+
+func (f *fixture) enqueue() {
+	f.t.Helper()
+	if err := f.q.Enqueue(context.Background(), "alice@skrytka.test", []string{"bob@example.net"}, strings.NewReader(msg), 0); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) runOnce() {
+	f.t.Helper()
+	if err := f.q.RunOnce(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) list() []Entry {
+	f.t.Helper()
+	l, err := f.q.List(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return l
+}
+
+func (f *fixture) aliceInbox() []string {
+	f.t.Helper()
+	ctx := context.Background()
+	m, _ := f.st.Mailbox(ctx, f.alice.ID, "INBOX")
+	_, uids, _ := f.st.SelectState(ctx, f.alice.ID, m.ID)
+	var out []string
+	for _, u := range uids {
+		r, err := f.st.OpenMessage(ctx, f.alice.ID, m.ID, u)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func TestDeliverAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue()
+	if l := f.list(); len(l) != 1 || l[0].From != "alice@skrytka.test" || l[0].To[0] != "bob@example.net" || l[0].Size != int64(len(msg)) {
+		t.Fatalf("list: %+v", l)
+	}
+	f.runOnce()
+	if got := f.mx.received(); len(got) != 1 || got[0] != msg {
+		t.Fatalf("remote got %q", got)
+	}
+	if l := f.list(); len(l) != 0 {
+		t.Errorf("queue not empty: %+v", l)
+	}
+}
+
+func TestTemporaryFailureRetriedAcrossRestart(t *testing.T) {
+	f := newFixture(t)
+	f.mx.set("temp")
+	f.enqueue()
+	f.runOnce()
+	l := f.list()
+	if len(l) != 1 || l[0].Attempts != 1 || !l[0].Next.Equal(f.now.Add(time.Minute)) {
+		t.Fatalf("after a temporary failure: %+v", l)
+	}
+	// Not due yet: nothing happens.
+	f.mx.set("ok")
+	f.runOnce()
+	if len(f.mx.received()) != 0 {
+		t.Fatalf("retried before its time")
+	}
+	// Restart between attempts: the entry is still there.
+	f.open()
+	f.now = f.now.Add(2 * time.Minute)
+	f.runOnce()
+	if got := f.mx.received(); len(got) != 1 || got[0] != msg {
+		t.Fatalf("remote got %q", got)
+	}
+	if len(f.list()) != 0 || len(f.aliceInbox()) != 0 {
+		t.Errorf("queue %+v, alice %d messages (want no DSN)", f.list(), len(f.aliceInbox()))
+	}
+}
+
+func TestPermanentFailureBounces(t *testing.T) {
+	f := newFixture(t)
+	f.mx.set("perm")
+	f.enqueue()
+	f.runOnce()
+	if len(f.list()) != 0 {
+		t.Errorf("failed entry still queued")
+	}
+	inbox := f.aliceInbox()
+	if len(inbox) != 1 {
+		t.Fatalf("alice has %d messages, want the DSN", len(inbox))
+	}
+	checkDSN(t, inbox[0], "failed", "5.1.1", "bob@example.net")
+}
+
+func TestExpiryBounces(t *testing.T) {
+	f := newFixture(t)
+	f.mx.set("temp")
+	f.enqueue()
+	f.runOnce()
+	f.now = f.now.Add(DefaultMaxAge + time.Hour)
+	f.runOnce()
+	if len(f.list()) != 0 {
+		t.Errorf("expired entry still queued")
+	}
+	inbox := f.aliceInbox()
+	if len(inbox) != 1 {
+		t.Fatalf("alice has %d messages", len(inbox))
+	}
+	checkDSN(t, inbox[0], "failed", "4.4.7", "bob@example.net")
+}
+
+func TestRetryAndDrop(t *testing.T) {
+	f := newFixture(t)
+	f.mx.set("temp")
+	f.enqueue()
+	f.runOnce()
+	f.mx.set("ok")
+	l := f.list()
+	if err := f.q.Retry(context.Background(), l[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	f.runOnce()
+	if len(f.mx.received()) != 1 {
+		t.Errorf("Retry did not make the entry due")
+	}
+	f.mx.set("temp")
+	f.enqueue()
+	l = f.list()
+	if err := f.q.Drop(context.Background(), l[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.q.Drop(context.Background(), l[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second Drop: %v", err)
+	}
+	if len(f.list()) != 0 {
+		t.Errorf("Drop left %+v", f.list())
+	}
+}
+
+func checkDSN(t *testing.T, raw, action, status, rcpt string) {
+	t.Helper()
+	if !strings.HasPrefix(raw, "Return-Path: <>\r\n") {
+		t.Errorf("DSN without null Return-Path:\n%s", raw)
+	}
+	e, err := message.Read(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct, p, _ := e.Header.ContentType(); ct != "multipart/report" || p["report-type"] != "delivery-status" {
+		t.Fatalf("content type %q %v", ct, p)
+	}
+	mr := e.MultipartReader()
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("no delivery-status part: %v", err)
+		}
+		if ct, _, _ := p.Header.ContentType(); ct == "message/delivery-status" {
+			b, _ := io.ReadAll(p.Body)
+			for _, want := range []string{"Final-Recipient: rfc822; " + rcpt, "Action: " + action, "Status: " + status} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("delivery-status lacks %q:\n%s", want, b)
+				}
+			}
+			return
+		}
+	}
+}
