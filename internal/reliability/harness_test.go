@@ -430,9 +430,13 @@ func imapLogin(addr, user string, timeout time.Duration) (*wire, error) {
 		return nil, err
 	}
 	s, _, err := w.until("l ")
-	if err != nil || !strings.HasPrefix(s, "l OK") {
+	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("login %q: %v %w", s, err, errReply)
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if !strings.HasPrefix(s, "l OK") {
+		w.Close()
+		return nil, fmt.Errorf("login %q: %w", s, errReply)
 	}
 	return w, nil
 }
