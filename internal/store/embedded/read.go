@@ -72,10 +72,10 @@ func parseUIDList(s string, n int) ([]store.UID, error) {
 	digits := 0
 	for i := 0; i <= len(s); i++ {
 		if i == len(s) || s[i] == ',' {
+			if digits == 0 && i == len(s) && len(out) == 0 {
+				break // empty list
+			}
 			if digits == 0 || cur > 0xffffffff {
-				if i == len(s) && len(out) == 0 {
-					break
-				}
 				return nil, fmt.Errorf("embedded: bad UID list")
 			}
 			out = append(out, store.UID(cur))
