@@ -278,6 +278,12 @@ func TestStoreCopyMoveExpunge(t *testing.T) {
 	if !hasLine(u, `* 2 FETCH (UID 2 FLAGS (\Seen \Recent))`) {
 		t.Fatalf("%q", u)
 	}
+	// Unchanged messages are reported too (RFC 9051 §6.4.6).
+	u = rc.ok(`d2 STORE 1:3 +FLAGS (\Seen)`)
+	if len(u) != 3 || !hasLine(u, `* 2 FETCH (UID 2 FLAGS (\Seen \Recent))`) {
+		t.Fatalf("%q", u)
+	}
+	rc.ok(`d3 STORE 1,3 -FLAGS.SILENT (\Seen)`)
 	_, tagged := rc.cmd(`e STORE 1 +FLAGS (\Bogus)`)
 	if !strings.HasPrefix(tagged, "e BAD") {
 		t.Fatalf("%q", tagged)

@@ -120,6 +120,13 @@ func cmdStore(c *conn, cmd *command) error {
 					c.sendFlagsFetch(seq, u.UID, u.Flags, u.ModSeq, s, true)
 				}
 			}
+			if !silent && !hasUnchanged {
+				// RFC 9051 §6.4.6: the current flags of the messages the
+				// STORE did not change are reported too.
+				if err := c.reportUnchanged(uids, res); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if len(modified) > 0 {
@@ -277,3 +284,37 @@ func cmdExpunge(c *conn, cmd *command) error {
 }
 
 func sortUIDs(u []store.UID) { slices.Sort(u) }
+
+// reportUnchanged sends FETCH FLAGS for messages in uids that SetFlags left
+// as they were (their flags already matched).
+func (c *conn) reportUnchanged(uids store.UIDSet, res store.FlagResult) error {
+	s := c.sel
+	done := make(map[store.UID]bool, len(res.Updated)+len(res.Modified))
+	for _, u := range res.Updated {
+		done[u.UID] = true
+	}
+	for _, u := range res.Modified {
+		done[u] = true
+	}
+	if setCount(uids) == len(done) {
+		return nil
+	}
+	for _, chunk := range splitSet(uids, fetchBatch) {
+		var same []store.FlagUpdate
+		err := c.srv.opts.Store.Messages(c.ctx, c.acct.ID, s.mbox.ID, chunk, store.FetchOptions{}, func(m *store.Message) error {
+			if !done[m.UID] {
+				same = append(same, store.FlagUpdate{UID: m.UID, Flags: copyFlags(m.Flags), ModSeq: m.ModSeq})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range same {
+			if seq := s.t.seq(u.UID); seq > 0 {
+				c.sendFlagsFetch(seq, u.UID, u.Flags, u.ModSeq, s, true)
+			}
+		}
+	}
+	return nil
+}
