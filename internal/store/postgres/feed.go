@@ -328,7 +328,10 @@ func (s *Store) Subscribe(ctx context.Context, acct store.AccountID) (store.Subs
 	seq := l.seq
 	l.waiters[seq] = b
 	l.mu.Unlock()
-	_, err := s.pool.Exec(ctx, `SELECT pg_notify('`+notifyChannel+`', $1)`, fmt.Sprintf("b %s %d", l.node, seq))
+	err := s.lazyCommit(ctx, func(b *pgx.Batch) func(pgx.BatchResults) error {
+		b.Queue(`SELECT pg_notify('`+notifyChannel+`', $1)`, fmt.Sprintf("b %s %d", l.node, seq))
+		return func(br pgx.BatchResults) error { _, err := br.Exec(); return err }
+	})
 	if err == nil {
 		t := time.NewTimer(barrierWait)
 		defer t.Stop()

@@ -39,14 +39,18 @@ func (s *Store) SelectState(ctx context.Context, acct store.AccountID, mbox stor
 	return m, out, nil
 }
 
-// ClaimRecent implements store.Store.
+// ClaimRecent implements store.Store. It runs as one pipelined
+// transaction without waiting for its commit to be flushed: losing the
+// last claim in a database crash only shows some messages as \Recent
+// again, and every SELECT would otherwise wait for a disk flush.
 func (s *Store) ClaimRecent(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.UID, error) {
 	var old int64
 	var noselect bool
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `UPDATE mailboxes m SET recent_uid = m.uidnext
+	err := s.lazyCommit(ctx, func(b *pgx.Batch) func(pgx.BatchResults) error {
+		b.Queue(`UPDATE mailboxes m SET recent_uid = m.uidnext
 			FROM (SELECT id, recent_uid, noselect FROM mailboxes WHERE id = $1 AND account_id = $2 FOR NO KEY UPDATE) AS o
-			WHERE m.id = o.id RETURNING o.recent_uid, o.noselect`, mbox, acct).Scan(&old, &noselect)
+			WHERE m.id = o.id RETURNING o.recent_uid, o.noselect`, mbox, acct)
+		return func(br pgx.BatchResults) error { return br.QueryRow().Scan(&old, &noselect) }
 	})
 	if err != nil {
 		return 0, err

@@ -253,6 +253,39 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return translate(err)
 }
 
+// lazyCommit runs the statements queued by queue in one transaction sent
+// as a single pipelined batch (one round trip), with synchronous_commit
+// off: for state whose loss in a database crash is harmless (\Recent
+// claims, feed barriers), never for mail. The returned function reads the
+// results of the queued statements.
+func (s *Store) lazyCommit(ctx context.Context, queue func(b *pgx.Batch) func(pgx.BatchResults) error) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL synchronous_commit TO off`)
+	read := queue(b)
+	b.Queue(`COMMIT`)
+	br := s.pool.SendBatch(ctx, b)
+	err := func() error {
+		for i := 0; i < 2; i++ {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := read(br); err != nil {
+			return err
+		}
+		_, err := br.Exec()
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return translate(err)
+}
+
 // readTx runs fn in a REPEATABLE READ READ ONLY transaction: one snapshot.
 func (s *Store) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if s.isClosed() {
