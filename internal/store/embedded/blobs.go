@@ -166,6 +166,9 @@ func (s *Store) sweepDead() {
 // insertBlob stores st's body (inline or as a file reference) in the
 // transaction and returns the blob id; a body committed earlier is reused.
 func (w *wtx) insertBlob(st *staged) (int64, error) {
+	if id, ok := w.blobs[st]; ok {
+		return id, nil // the same body twice in one call
+	}
 	st.mu.Lock()
 	id := st.blobID
 	st.mu.Unlock()
@@ -197,6 +200,10 @@ func (w *wtx) insertBlob(st *staged) (int64, error) {
 	if _, err := w.exec(`INSERT INTO texts(blob_id, header, body) VALUES(?, ?, ?)`, id, st.header, st.body); err != nil {
 		return 0, err
 	}
+	if w.blobs == nil {
+		w.blobs = make(map[*staged]int64)
+	}
+	w.blobs[st] = id
 	w.afterCommit(func() {
 		st.committed(id)
 		if st.file != "" {

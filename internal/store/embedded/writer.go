@@ -33,9 +33,10 @@ type writeOp struct {
 
 // wtx is the view of the batch transaction that one write function gets.
 type wtx struct {
-	s  *Store
-	tx *sql.Tx
-	op *writeOp
+	s     *Store
+	tx    *sql.Tx
+	op    *writeOp
+	blobs map[*staged]int64 // bodies inserted by this op
 }
 
 // Statements are prepared on the writer connection between batches (it is
