@@ -98,6 +98,8 @@ func benchAppend(b *testing.B, opts Options, size, writers int) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+	batches, ops := s.WriteStats()
+	b.ReportMetric(float64(ops)/float64(batches), "ops/commit")
 }
 
 // BenchmarkDeliver measures one 4 KB delivery to one INBOX with 20

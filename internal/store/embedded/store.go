@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/skrytka/skrytka/internal/store"
@@ -81,6 +82,8 @@ type Store struct {
 	rstmts   sync.Map             // query -> *sql.Stmt prepared on rdb
 
 	lockf *os.File // flock on dir/lock, held while open
+
+	nBatches, nOps atomic.Uint64 // WriteStats
 
 	mu    sync.Mutex // guards locks
 	locks map[store.AccountID]*lease

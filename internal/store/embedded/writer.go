@@ -167,8 +167,17 @@ func (s *Store) closeStmts() {
 	}
 }
 
+// WriteStats reports how many write transactions (group commits) ran and
+// how many write requests they carried; ops/batches is the mean batch
+// size.
+func (s *Store) WriteStats() (batches, ops uint64) {
+	return s.nBatches.Load(), s.nOps.Load()
+}
+
 // runBatch runs ops in one transaction and acknowledges each.
 func (s *Store) runBatch(ops []*writeOp) {
+	s.nBatches.Add(1)
+	s.nOps.Add(uint64(len(ops)))
 	defer func() {
 		for _, op := range ops {
 			if op.err == nil {
