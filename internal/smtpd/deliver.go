@@ -79,6 +79,7 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 	}
 	ctx := s.ctx()
 	start := time.Now()
+	defer s.runCleanup()
 	id := newID()
 	data := &trackReader{r: r}
 	var body io.Reader = data
@@ -93,19 +94,17 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 		if _, err := io.Copy(sp, data); err != nil {
 			return nil, s.readError(data, err)
 		}
-		{
-			res := s.srv.checker.Check(ctx, mailauth.Input{
-				RemoteIP: s.remoteIP(), Helo: s.sc.Hostname(), MailFrom: s.fromString(),
-			}, sp.Reader())
-			authRes = res.Header(s.srv.opts.Hostname)
-			if s.srv.opts.DMARCPolicy == DMARCEnforce && res.DMARC == authres.ResultFail {
-				switch res.Policy {
-				case dmarc.PolicyReject:
-					s.log.Info("rejected by DMARC policy", "from_domain", res.FromDomain)
-					return nil, errDMARCReject
-				case dmarc.PolicyQuarantine:
-					junk = true
-				}
+		res := s.srv.checker.Check(ctx, mailauth.Input{
+			RemoteIP: s.remoteIP(), Helo: s.sc.Hostname(), MailFrom: s.fromString(),
+		}, sp.Reader())
+		authRes = res.Header(s.srv.opts.Hostname)
+		if s.srv.opts.DMARCPolicy == DMARCEnforce && res.DMARC == authres.ResultFail {
+			switch res.Policy {
+			case dmarc.PolicyReject:
+				s.log.Info("rejected by DMARC policy", "from_domain", res.FromDomain)
+				return nil, errDMARCReject
+			case dmarc.PolicyQuarantine:
+				junk = true
 			}
 		}
 		body = sp.Reader()
@@ -126,6 +125,30 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 		body = mailauth.StripResults(body, s.srv.opts.Hostname)
 	}
 
+	if err := s.enqueueRemote(ctx, data, &body, id); err != nil {
+		return nil, err
+	}
+	// One target per distinct account, shared by the RCPTs that map to it.
+	var targets []store.DeliveryTarget
+	index := map[store.AccountID]int{}
+	for _, rc := range s.rcpts {
+		for _, a := range rc.accts {
+			if _, ok := index[a.ID]; ok {
+				continue
+			}
+			index[a.ID] = len(targets)
+			t := store.DeliveryTarget{Account: a.ID}
+			if junk {
+				t.Mailbox = s.srv.junkMailbox(ctx, a.ID)
+			}
+			targets = append(targets, t)
+		}
+	}
+	if len(targets) == 0 {
+		// Only remote recipients: all queued.
+		s.log.Info("queued", "id", id, "from", s.fromString(), "rcpts", len(s.rcpts))
+		return make([]error, len(s.rcpts)), nil
+	}
 	prefix := traceHeaders(s.trace(authRes, id, time.Now()))
 	// go-smtp enforces MaxMessageBytes on the bytes as sent; the store's
 	// own cap is a backstop that allows for our headers and for bare LF
@@ -144,22 +167,6 @@ func (s *session) deliver(r io.Reader) ([]error, error) {
 	}
 	defer staged.Discard()
 
-	// One target per distinct account, shared by the RCPTs that map to it.
-	var targets []store.DeliveryTarget
-	index := map[store.AccountID]int{}
-	for _, rc := range s.rcpts {
-		for _, a := range rc.accts {
-			if _, ok := index[a.ID]; ok {
-				continue
-			}
-			index[a.ID] = len(targets)
-			t := store.DeliveryTarget{Account: a.ID}
-			if junk {
-				t.Mailbox = s.srv.junkMailbox(ctx, a.ID)
-			}
-			targets = append(targets, t)
-		}
-	}
 	dctx, cancel := context.WithTimeout(ctx, s.srv.opts.DeliverTimeout)
 	defer cancel()
 	errs, err := s.srv.opts.Store.Deliver(dctx, staged, targets)
@@ -199,6 +206,37 @@ func (s *session) fromString() string {
 		return ""
 	}
 	return s.from.String()
+}
+
+// enqueueRemote puts the message into the outbound queue for the remote
+// recipients of a submission, with our Received field on top (the fields
+// of final delivery, Return-Path and Delivered-To, are for local copies
+// only). The message is spooled first because local recipients need it
+// too; *body is then replaced by a reader over the spool.
+func (s *session) enqueueRemote(ctx context.Context, data *trackReader, body *io.Reader, id string) error {
+	var remote []string
+	for _, rc := range s.rcpts {
+		if rc.remote {
+			remote = append(remote, rc.addr.String())
+		}
+	}
+	if len(remote) == 0 {
+		return nil
+	}
+	sp := &spool{dir: s.srv.opts.SpoolDir}
+	s.cleanup = append(s.cleanup, sp.Close)
+	if _, err := io.Copy(sp, *body); err != nil {
+		return s.readError(data, err)
+	}
+	trace := received(s.trace("", id, time.Now()))
+	err := s.srv.opts.Queue.Enqueue(ctx, s.fromString(), remote,
+		io.MultiReader(strings.NewReader(trace), sp.Reader()), 2*s.srv.opts.MaxMessageBytes)
+	if err != nil {
+		s.log.Error("enqueue failed", "id", id, "err", err)
+		return s.srv.replyFor(err)
+	}
+	*body = sp.Reader()
+	return nil
 }
 
 // readError turns a failure while reading the message into a reply.

@@ -50,6 +50,7 @@ import (
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/listen"
 	"github.com/skrytka/skrytka/internal/mailauth"
+	"github.com/skrytka/skrytka/internal/queue"
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -160,6 +161,10 @@ type Options struct {
 	// (552 5.2.2) instead of a temporary one (452 4.2.2, the default: the
 	// sender keeps the message until the user makes room).
 	QuotaFullPermanent bool
+	// Queue, on the submission listener, takes mail for other domains
+	// (outbound delivery with retries and DSNs). nil: recipients outside
+	// Domains are refused with 550 5.7.1.
+	Queue *queue.Queue
 	// SpoolDir holds the temporary copy of a large message while the MX
 	// checks it (files are unlinked at once). "": os.TempDir().
 	SpoolDir string

@@ -25,6 +25,15 @@ type session struct {
 	rcpts   []rcpt
 
 	user *store.Account // submission: the authenticated account
+
+	cleanup []func() error // run when the current delivery ends
+}
+
+func (s *session) runCleanup() {
+	for _, f := range s.cleanup {
+		f()
+	}
+	s.cleanup = nil
 }
 
 // rcpt is one accepted RCPT TO.
@@ -32,6 +41,9 @@ type rcpt struct {
 	raw   string   // exactly as go-smtp reported it (the StatusCollector key)
 	addr  mailAddr // normalised
 	accts []store.Account
+	// remote: a recipient in another domain, accepted on submission for
+	// the outbound queue.
+	remote bool
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -103,9 +115,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if !s.srv.isLocalDomain(addr.Domain) {
 		if s.srv.opts.Mode == ModeSubmission {
-			// Delivery to other domains needs the outbound queue,
-			// which this server does not have: refuse plainly.
-			return s.reject(errNoRemote)
+			if s.srv.opts.Queue == nil {
+				// No outbound queue configured: refuse plainly.
+				return s.reject(errNoRemote)
+			}
+			// MAIL succeeded, so the user is authenticated (RFC 6409).
+			s.rcpts = append(s.rcpts, rcpt{raw: to, addr: addr, remote: true})
+			return nil
 		}
 		// Never an open relay (RFC 5321 §3.6.2, §7.1).
 		return s.reject(errRelayDenied)
