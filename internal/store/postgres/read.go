@@ -172,49 +172,53 @@ func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox stor
 // Changes implements store.Store. It reads in one snapshot.
 func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.MailboxID, since store.ModSeq) (store.Delta, error) {
 	var d store.Delta
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		d = store.Delta{}
-		m, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1 AND account_id = $2`, mbox, acct))
-		if err != nil {
-			return err
-		}
-		d.Mailbox = m
-		rows, err := tx.Query(ctx, `SELECT id, uid, modseq, sys_flags, keywords, internal_date, date_offset, size
+	err := s.snapshot(ctx, func(b *pgx.Batch) func(pgx.BatchResults) error {
+		b.Queue(`SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1 AND account_id = $2`, mbox, acct)
+		b.Queue(`SELECT id, uid, modseq, sys_flags, keywords, internal_date, date_offset, size
 			FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mbox, int64(since))
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var msg store.Message
-			var id, uid, modseq int64
-			var sys, off int32
-			var kws []string
-			if err := rows.Scan(&id, &uid, &modseq, &sys, &kws, &msg.InternalDate, &off, &msg.Size); err != nil {
-				rows.Close()
+		b.Queue(`SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mbox, int64(since))
+		return func(br pgx.BatchResults) error {
+			m, err := scanMailbox(br.QueryRow())
+			if err != nil {
 				return err
 			}
-			msg.ID, msg.Mailbox, msg.UID, msg.ModSeq = store.MessageID(id), mbox, store.UID(uid), store.ModSeq(modseq)
-			msg.Flags = store.Flags{Sys: store.SysFlags(sys), Keywords: nilIfEmpty(kws)}
-			msg.InternalDate = inZone(msg.InternalDate, off)
-			d.Messages = append(d.Messages, msg)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mbox, int64(since))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var uid int64
-			if err := rows.Scan(&uid); err != nil {
+			d.Mailbox = m
+			rows, err := br.Query()
+			if err != nil {
 				return err
 			}
-			d.Vanished = append(d.Vanished, store.UID(uid))
+			for rows.Next() {
+				var msg store.Message
+				var id, uid, modseq int64
+				var sys, off int32
+				var kws []string
+				if err := rows.Scan(&id, &uid, &modseq, &sys, &kws, &msg.InternalDate, &off, &msg.Size); err != nil {
+					rows.Close()
+					return err
+				}
+				msg.ID, msg.Mailbox, msg.UID, msg.ModSeq = store.MessageID(id), mbox, store.UID(uid), store.ModSeq(modseq)
+				msg.Flags = store.Flags{Sys: store.SysFlags(sys), Keywords: nilIfEmpty(kws)}
+				msg.InternalDate = inZone(msg.InternalDate, off)
+				d.Messages = append(d.Messages, msg)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			rows, err = br.Query()
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var uid int64
+				if err := rows.Scan(&uid); err != nil {
+					return err
+				}
+				d.Vanished = append(d.Vanished, store.UID(uid))
+			}
+			return rows.Err()
 		}
-		return rows.Err()
 	})
 	if err != nil {
 		return store.Delta{}, err

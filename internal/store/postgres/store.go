@@ -253,23 +253,31 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return translate(err)
 }
 
-// lazyCommit runs the statements queued by queue in one transaction sent
-// as a single pipelined batch (one round trip), with synchronous_commit
-// off: for state whose loss in a database crash is harmless (\Recent
-// claims, feed barriers), never for mail. The returned function reads the
-// results of the queued statements.
-func (s *Store) lazyCommit(ctx context.Context, queue func(b *pgx.Batch) func(pgx.BatchResults) error) error {
+// snapshot runs the queries queued by queue in one REPEATABLE READ READ
+// ONLY transaction sent as a single pipelined batch: one snapshot, one
+// round trip. The returned function reads the queued queries' results.
+func (s *Store) snapshot(ctx context.Context, queue func(b *pgx.Batch) func(pgx.BatchResults) error) error {
+	return s.batchTx(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`, ``, queue)
+}
+
+// batchTx sends begin, the optional setup statement, the queued
+// statements and COMMIT as one batch.
+func (s *Store) batchTx(ctx context.Context, begin, setup string, queue func(b *pgx.Batch) func(pgx.BatchResults) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	b.Queue(`SET LOCAL synchronous_commit TO off`)
+	b.Queue(begin)
+	pre := 1
+	if setup != "" {
+		b.Queue(setup)
+		pre++
+	}
 	read := queue(b)
 	b.Queue(`COMMIT`)
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
-		for i := 0; i < 2; i++ {
+		for i := 0; i < pre; i++ {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
@@ -280,19 +288,21 @@ func (s *Store) lazyCommit(ctx context.Context, queue func(b *pgx.Batch) func(pg
 		_, err := br.Exec()
 		return err
 	}()
+	// A failed statement leaves the transaction open on the connection;
+	// the pool discards connections not idle after use.
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	return translate(err)
 }
 
-// readTx runs fn in a REPEATABLE READ READ ONLY transaction: one snapshot.
-func (s *Store) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	if s.isClosed() {
-		return store.ErrClosed
-	}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
-	return translate(err)
+// lazyCommit runs the statements queued by queue in one transaction sent
+// as a single pipelined batch (one round trip), with synchronous_commit
+// off: for state whose loss in a database crash is harmless (\Recent
+// claims, feed barriers), never for mail. The returned function reads the
+// results of the queued statements.
+func (s *Store) lazyCommit(ctx context.Context, queue func(b *pgx.Batch) func(pgx.BatchResults) error) error {
+	return s.batchTx(ctx, `BEGIN`, `SET LOCAL synchronous_commit TO off`, queue)
 }
 
 func retryable(err error) bool {
