@@ -93,6 +93,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	tlsConfig := listen.ServerConfig(certs)
 
 	st, err := openStore(ctx, &cfg, log)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// Another server holds the embedded store in data_dir.
+		return &startupError{err}
+	}
 	if err != nil {
 		return err
 	}

@@ -217,6 +217,13 @@ func TestServeStartAcceptStop(t *testing.T) {
 	}
 	testharness.Dial(t, p.imap).Expect("* OK")
 
+	// A second server on the same data directory stops at start-up.
+	cfg2 := filepath.Join(dir, "second.toml")
+	os.WriteFile(cfg2, []byte(quietConfig(dataDir, nil, "")), 0o644)
+	if code, _, errOut := runOnce(t, dir, "", "serve", "-config", cfg2); code != 2 || !strings.Contains(errOut, "in use") {
+		t.Errorf("second server on the same data_dir: exit %d, %q", code, errOut)
+	}
+
 	srv.signal(t, syscall.SIGTERM)
 	if code := srv.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d", code)
