@@ -52,6 +52,8 @@ const SystemAddress = "outbound-queue@skrytka.invalid"
 const (
 	DefaultMaxAge   = 5 * 24 * time.Hour
 	DefaultInterval = time.Minute
+	// DefaultConcurrency bounds parallel delivery attempts.
+	DefaultConcurrency = 8
 	// maxEnvelopeBytes bounds the envelope block read from an entry.
 	maxEnvelopeBytes = 64 << 10
 )
@@ -78,6 +80,9 @@ type Options struct {
 	MaxAge time.Duration
 	// Interval is how often Run looks for due entries. Default DefaultInterval.
 	Interval time.Duration
+	// Concurrency is how many entries are attempted at once.
+	// Default DefaultConcurrency.
+	Concurrency int
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Now replaces the clock in tests. nil: time.Now.
@@ -107,6 +112,9 @@ func Open(ctx context.Context, st store.Store, sender Sender, opts Options) (*Qu
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -296,3 +296,17 @@ func checkDSN(t *testing.T, raw, action, status, rcpt string) {
 		}
 	}
 }
+
+func TestManyEntriesInParallel(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 20; i++ {
+		f.enqueue()
+	}
+	f.runOnce()
+	if n := len(f.mx.received()); n != 20 {
+		t.Errorf("remote got %d of 20", n)
+	}
+	if l := f.list(); len(l) != 0 {
+		t.Errorf("%d entries left", len(l))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -50,12 +51,28 @@ func (q *Queue) RunOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Entries go out in parallel (up to Concurrency at once), so that one
+	// slow or unreachable destination does not hold up the others.
+	sem := make(chan struct{}, q.opts.Concurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
 	for _, d := range todo {
-		if err := q.process(ctx, d.uid, d.env, d.off, d.size); err != nil {
-			return err
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := q.process(ctx, d.uid, d.env, d.off, d.size); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return first
 }
 
 // process makes one delivery attempt for an entry and records the outcome:
