@@ -1,6 +1,7 @@
 package pop3d
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -241,6 +242,10 @@ func (c *conn) enter(ctx context.Context, acct store.Account) {
 	c.sess = sess
 	c.log = log
 	c.state = stateTransaction
+	// A bigger write buffer for the messages to come.
+	if err := c.bw.Flush(); err == nil {
+		c.bw = bufio.NewWriterSize(deadlineWriter{c}, writeBufferBytes)
+	}
 	n, size := sess.counts()
 	log.Info("login", "messages", n, "policy", string(policy))
 	c.reply("+OK maildrop locked and ready, %d messages (%d octets)", n, size)

@@ -88,7 +88,7 @@ func newConn(s *Server, nc net.Conn, id string) *conn {
 	}
 	c.log = s.log.With("cid", id, "remote", c.remote.String())
 	c.lr = newLineReader(nc, s.opts.MaxLineBytes)
-	c.bw = bufio.NewWriterSize(deadlineWriter{c}, writeBufferBytes)
+	c.bw = bufio.NewWriterSize(deadlineWriter{c}, authWriteBufferBytes)
 	return c
 }
 

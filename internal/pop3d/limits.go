@@ -38,9 +38,11 @@ const (
 	leaseRefreshInterval = 30 * time.Second
 	// tlsHandshakeTimeout bounds the STLS handshake.
 	tlsHandshakeTimeout = 30 * time.Second
-	// writeBufferBytes is the size of the buffered writer in front of each
-	// connection; RETR streams through it.
-	writeBufferBytes = 32 << 10
+	// writeBufferBytes is the size of the buffered writer in front of a
+	// logged-in connection; RETR streams through it. Before login a small
+	// one (authWriteBufferBytes) keeps idle connections cheap.
+	writeBufferBytes     = 32 << 10
+	authWriteBufferBytes = 2 << 10
 	// readBufferBytes is the size of the buffered reader of commands.
 	readBufferBytes = 4 << 10
 )

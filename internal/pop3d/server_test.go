@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/listen"
@@ -56,10 +60,17 @@ func openStore(t testing.TB) store.Store {
 	return st
 }
 
+// testHash is an argon2id hash of testPassword with tiny parameters, so
+// that the many logins of the tests and fuzzers cost little. The format is
+// the one auth.HashPassword writes; auth.VerifyPassword reads the
+// parameters from it.
 var testHash = func() string {
-	h, err := auth.HashPassword(testPassword)
-	if err != nil {
-		panic(err)
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(testPassword), salt, 1, 64, 1, 32)
+	b64 := base64.RawStdEncoding
+	h := fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
+	if !auth.VerifyPassword(h, testPassword) {
+		panic("test hash does not verify")
 	}
 	return h
 }()

@@ -68,8 +68,9 @@ func FuzzSession(f *testing.F) {
 		script.WriteString("\r\nQUIT\r\n")
 		go func() {
 			nc.Write(script.Bytes())
-			// A STLS in the input makes the server wait for a handshake
-			// that never comes; it ends on its own timeout.
+			// Half-close: a server waiting for more (a SASL continuation,
+			// a TLS handshake after STLS) sees EOF at once.
+			nc.(*net.TCPConn).CloseWrite()
 		}()
 		out, err := io.ReadAll(nc)
 		if err != nil {
