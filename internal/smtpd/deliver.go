@@ -244,6 +244,10 @@ func (s *session) readError(data *trackReader, err error) error {
 	if errors.Is(data.err, smtp.ErrDataTooLarge) {
 		return smtp.ErrDataTooLarge
 	}
+	if errors.Is(data.err, smtp.ErrTooLongLine) {
+		// RFC 5321 §4.5.3.1.6; go-smtp then closes the connection.
+		return errLineTooLong
+	}
 	if data.err != nil {
 		// The client went away or timed out mid-message; it will not see
 		// the reply, but say it properly in case it is still there.

@@ -32,6 +32,8 @@ var (
 		Message: "Rejected by the DMARC policy of the sender's domain"}
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Service shutting down, try again later"}
+	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 4, 0},
+		Message: "Line too long"}
 	errNoMailFrom = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
 		Message: "MAIL first"}
 )

@@ -323,6 +323,20 @@ func TestLongLine(t *testing.T) {
 	c.expectClosed()
 }
 
+func TestLongDataLine(t *testing.T) {
+	e := newEnv(t, ModeMX, func(o *Options) { o.MaxLineBytes = 600 })
+	c := e.dial()
+	c.cmd("EHLO x", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<alice@skrytka.test>", "250")
+	c.cmd("DATA", "354")
+	c.send("Subject: x\r\n\r\n" + strings.Repeat("y", 700) + "\r\n.\r\n")
+	c.expect("500 5.4.0")
+	if n := len(e.inbox("alice")); n != 0 {
+		t.Errorf("stored a message with an over-long line")
+	}
+}
+
 func TestCommandTimeout(t *testing.T) {
 	e := newEnv(t, ModeMX, func(o *Options) { o.CommandTimeout = 200 * time.Millisecond })
 	c := e.dial()

@@ -168,6 +168,7 @@ func (s *session) checkSubmissionSender(from string) error {
 func (s *session) submissionHeader(r io.Reader) (add string, msg io.Reader, err error) {
 	br := bufio.NewReader(r)
 	var raw bytes.Buffer
+	midLine := false // the previous read ended inside a long line
 	for {
 		line, err := br.ReadSlice('\n')
 		raw.Write(line)
@@ -175,9 +176,12 @@ func (s *session) submissionHeader(r io.Reader) (add string, msg io.Reader, err 
 			return "", nil, errHeaderTooLarge
 		}
 		if err == bufio.ErrBufferFull {
+			midLine = true
 			continue
 		}
-		if err != nil || len(line) <= 2 && strings.TrimRight(string(line), "\r\n") == "" {
+		blank := !midLine && len(line) <= 2 && strings.TrimRight(string(line), "\r\n") == ""
+		midLine = false
+		if err != nil || blank {
 			if err != nil && err != io.EOF {
 				return "", nil, err
 			}

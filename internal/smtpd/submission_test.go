@@ -196,3 +196,21 @@ print("OK")
 		t.Errorf("Received %q", rcv)
 	}
 }
+
+// A header line longer than the read buffer, ending exactly at a buffer
+// boundary, must not be taken for the end of the header section.
+func TestSubmissionLongHeaderLine(t *testing.T) {
+	e := newSubmissionEnv(t, auth.PlaintextNever)
+	for _, n := range []int{4094, 4095, 4096, 4097, 7000} {
+		long := "X-Long: " + strings.Repeat("a", n-len("X-Long: ")) + "\r\n"
+		msg := long + "From: alice@skrytka.test\r\nDate: Fri, 27 Nov 2026 21:00:00 +0000\r\nMessage-ID: <l@x>\r\n\r\nbody\r\n"
+		if err := submitGo(t, e, "alice@skrytka.test", "alice@skrytka.test", []string{"bob@skrytka.test"}, msg); err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		m := e.inbox("bob")
+		last := m[len(m)-1]
+		if strings.Count(last, "Date:") != 1 || !strings.HasSuffix(last, msg) {
+			t.Errorf("n=%d: header mangled", n)
+		}
+	}
+}
