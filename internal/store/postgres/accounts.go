@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,8 +24,15 @@ func scanAccount(row pgx.Row) (store.Account, error) {
 
 func canonAddress(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
 
+// storable reports whether PostgreSQL can hold s in a text column (valid
+// UTF-8 without NUL); a client-supplied name that is not is simply unknown.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 // CreateAccount implements store.Store.
 func (s *Store) CreateAccount(ctx context.Context, address, passwordHash string) (store.Account, error) {
+	if !storable(address) || !storable(passwordHash) {
+		return store.Account{}, fmt.Errorf("%w: address or hash not valid UTF-8 text", store.ErrInvalidName)
+	}
 	address = canonAddress(address)
 	if address == "" {
 		return store.Account{}, fmt.Errorf("%w: empty address", store.ErrInvalidName)
@@ -59,6 +67,9 @@ func (s *Store) CreateAccount(ctx context.Context, address, passwordHash string)
 func (s *Store) Account(ctx context.Context, address string) (store.Account, error) {
 	if s.isClosed() {
 		return store.Account{}, store.ErrClosed
+	}
+	if !storable(address) {
+		return store.Account{}, store.ErrNotFound
 	}
 	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE address = $1`, canonAddress(address)))
 	return a, translate(err)

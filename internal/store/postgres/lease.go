@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,9 @@ type lease struct {
 func (s *Store) LockMaildrop(ctx context.Context, acct store.AccountID, holder string) (store.Lease, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
+	}
+	if !storable(holder) {
+		holder = strings.ToValidUTF8(strings.ReplaceAll(holder, "\x00", ""), "?")
 	}
 	var b [16]byte
 	rand.Read(b[:])

@@ -109,3 +109,32 @@ func TestSmoke(t *testing.T) {
 	}
 	l2.Release()
 }
+
+// TestUnstorableInput: client-supplied names PostgreSQL cannot hold in
+// text (NUL, invalid UTF-8) are unknown or invalid, never a temporary
+// failure.
+func TestUnstorableInput(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	for _, addr := range []string{"a\x00b@example.com", "bad\xff@example.com"} {
+		if _, err := s.Account(ctx, addr); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Account(%q): %v", addr, err)
+		}
+		if _, err := s.CreateAccount(ctx, addr, "h"); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("CreateAccount(%q): %v", addr, err)
+		}
+	}
+	a, _ := s.CreateAccount(ctx, "ok@example.com", "h")
+	if _, err := s.Mailbox(ctx, a.ID, "x\x00y"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Mailbox with NUL: %v", err)
+	}
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	if _, err := s.SearchText(ctx, a.ID, inbox.ID, nil, store.TextAll, "x\x00\xff"); err != nil {
+		t.Errorf("SearchText with NUL: %v", err)
+	}
+	l, err := s.LockMaildrop(ctx, a.ID, "holder\x00\xff")
+	if err != nil {
+		t.Fatalf("LockMaildrop with odd holder: %v", err)
+	}
+	l.Release()
+}
