@@ -61,6 +61,8 @@ func TestBigMailboxTimings(t *testing.T) {
 	timed("SELECT", "a SELECT INBOX", count(5))
 	timed("SELECT again", "a2 SELECT INBOX", count(5))
 	timed("UID FETCH 1:* (FLAGS)", "b UID FETCH 1:* (FLAGS)", count(n))
+	timed("UID FETCH 1:* (FLAGS) again", "b2 UID FETCH 1:* (FLAGS)", count(n))
+	timed("UID FETCH 1:* (FLAGS) again", "b3 UID FETCH 1:* (FLAGS)", count(n))
 	timed("FETCH 1:* (ENVELOPE)", "c FETCH 1:* (ENVELOPE)", count(n))
 	timed("SEARCH FROM user7", "d SEARCH FROM user7@", count(1))
 	timed("SEARCH BODY rare", fmt.Sprintf("e SEARCH BODY word%d", n/2), func(u []string) {

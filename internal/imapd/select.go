@@ -121,7 +121,12 @@ func cmdSelect(c *conn, cmd *command) error {
 	c.sendf("* OK [UIDNEXT %d] predicted next UID", mb.UIDNext)
 	c.sendf("* OK [HIGHESTMODSEQ %d] highest modseq", mb.HighestModSeq)
 	if c.rev2 {
-		b := append(c.out[:0], "* LIST () \"/\" "...)
+		// RFC 9051 §6.3.2: a LIST response with the mailbox's name.
+		b := append(c.out[:0], "* LIST ("...)
+		if mb.SpecialUse != store.SpecialNone {
+			b = append(b, mb.SpecialUse...)
+		}
+		b = append(b, ") \"/\" "...)
 		c.out = c.appendMailboxName(b, mb.Name)
 		c.send(c.out)
 	}
