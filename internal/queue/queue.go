@@ -373,10 +373,13 @@ func parseEnvelope(r io.Reader) (envelope, int64, error) {
 	return env, off, nil
 }
 
-// clean keeps a value on one line.
+// clean keeps a value on one line. Addresses reach the queue checked by
+// smtpd (no control characters), so this only guards the block's syntax;
+// angle brackets inside a quoted local part survive, since parsing strips
+// just the outer pair.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || r == '<' || r == '>' {
+		if r < ' ' || r == 0x7f {
 			return -1
 		}
 		return r
