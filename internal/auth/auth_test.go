@@ -204,7 +204,7 @@ func TestParallelGuessesQueue(t *testing.T) {
 		MaxConcurrent: 2,
 	}
 	ctx := context.Background()
-	const n = 30
+	const n = 20
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	start := time.Now()
@@ -276,7 +276,7 @@ func TestParallelLoginsOfOneUserNotSlowed(t *testing.T) {
 	a := newAuth(t, clk)
 	a.MaxConcurrent = 2
 	ctx := context.Background()
-	const n = 40
+	const n = 16
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
