@@ -477,3 +477,5 @@ func (w *wire) multiline() ([]string, error) {
 		out = append(out, strings.TrimPrefix(s, "."))
 	}
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 16<<10) }
