@@ -72,16 +72,25 @@ var errNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5,
 // refused the whole transaction temporarily before any recipient was
 // accepted: the caller then tries the next address. Otherwise it returns
 // one result per recipient.
-func (s *Sender) attempt(ctx context.Context, host, addr string, msg Message, sig string, rcpts []string) ([]Result, error) {
+func (s *Sender) attempt(ctx context.Context, p *pool, host, addr string, msg Message, sig string, rcpts []string) (res []Result, err error) {
 	serverName, _, err := net.SplitHostPort(host)
 	if err != nil {
 		serverName = host
 	}
-	c, err := s.connect(ctx, host, addr, serverName)
-	if err != nil {
-		return nil, err
+	c := p.get(addr)
+	if c == nil {
+		if c, err = s.connect(ctx, host, addr, serverName); err != nil {
+			return nil, err
+		}
 	}
-	defer c.Close()
+	reusable := false
+	defer func() {
+		if reusable {
+			p.put(addr, c)
+		} else {
+			c.Close()
+		}
+	}()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	if s.opts.Smarthost != "" && s.opts.SmarthostUser != "" {
@@ -106,12 +115,10 @@ func (s *Sender) attempt(ctx context.Context, host, addr string, msg Message, si
 		}
 		mopts.UTF8 = true
 	}
-	if ok, _ := c.Extension("8BITMIME"); ok {
-		mopts.Body = smtp.Body8BitMIME
-	}
+	// go-smtp adds BODY=8BITMIME itself when the server offers it.
 	if err := c.Mail(msg.From, mopts); err != nil {
 		if isPermanent(err) {
-			c.Quit()
+			reusable = c.Reset() == nil
 			return fail(err), nil
 		}
 		return nil, fmt.Errorf("MAIL at %s: %w", host, err)
@@ -127,7 +134,7 @@ func (s *Sender) attempt(ctx context.Context, host, addr string, msg Message, si
 		accepted = append(accepted, i)
 	}
 	if len(accepted) == 0 {
-		c.Quit()
+		reusable = c.Reset() == nil
 		return results, nil
 	}
 	err = func() error {
@@ -146,9 +153,9 @@ func (s *Sender) attempt(ctx context.Context, host, addr string, msg Message, si
 		results[i].Err = err
 		results[i].Temporary = err != nil && !isPermanent(err)
 	}
-	if err == nil || errors.As(err, new(*smtp.SMTPError)) {
-		c.Quit()
-	}
+	// After a reply to the final dot the session is ready for the next
+	// transaction; after an I/O error it is not.
+	reusable = err == nil || errors.As(err, new(*smtp.SMTPError))
 	return results, nil
 }
 

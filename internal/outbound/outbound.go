@@ -27,6 +27,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
@@ -132,7 +133,31 @@ type Message struct {
 
 // Deliver sends msg to every recipient, grouped by domain (or all at once
 // through the smarthost), and returns one Result per recipient in order.
+// It opens its own connections and closes them before it returns.
 func (s *Sender) Deliver(ctx context.Context, msg Message) []Result {
+	b := s.NewBatch()
+	defer b.Close()
+	return b.Deliver(ctx, msg)
+}
+
+// Batch delivers several messages and keeps each server connection open
+// between them, so that messages to one destination share a connection
+// (a new transaction after RSET). Safe for concurrent use: concurrent
+// deliveries to one server use separate connections.
+type Batch struct {
+	s *Sender
+	p *pool
+}
+
+// NewBatch starts a batch; Close it when done.
+func (s *Sender) NewBatch() *Batch { return &Batch{s: s, p: &pool{idle: map[string][]*smtp.Client{}}} }
+
+// Close ends every idle connection with QUIT.
+func (b *Batch) Close() { b.p.closeAll() }
+
+// Deliver is Sender.Deliver over the batch's connections.
+func (b *Batch) Deliver(ctx context.Context, msg Message) []Result {
+	s := b.s
 	results := make([]Result, len(msg.Rcpts))
 	sig, err := s.sign(msg)
 	if err != nil {
@@ -159,7 +184,7 @@ func (s *Sender) Deliver(ctx context.Context, msg Message) []Result {
 		for j, i := range idx {
 			rcpts[j] = msg.Rcpts[i]
 		}
-		res := s.deliverDomain(ctx, d, msg, sig, rcpts)
+		res := s.deliverDomain(ctx, b.p, d, msg, sig, rcpts)
 		for j, i := range idx {
 			results[i] = res[j]
 		}
@@ -224,7 +249,7 @@ func (s *Sender) hosts(ctx context.Context, domain string) ([]string, error, boo
 
 // deliverDomain tries each host of domain in turn until one gives a
 // definitive answer for the recipients.
-func (s *Sender) deliverDomain(ctx context.Context, domain string, msg Message, sig string, rcpts []string) []Result {
+func (s *Sender) deliverDomain(ctx context.Context, p *pool, domain string, msg Message, sig string, rcpts []string) []Result {
 	fail := func(err error, temp bool, host string) []Result {
 		out := make([]Result, len(rcpts))
 		for i, r := range rcpts {
@@ -244,7 +269,7 @@ func (s *Sender) deliverDomain(ctx context.Context, domain string, msg Message, 
 			continue
 		}
 		for _, addr := range addrs {
-			res, err := s.attempt(ctx, host, addr, msg, sig, rcpts)
+			res, err := s.attempt(ctx, p, host, addr, msg, sig, rcpts)
 			if err != nil {
 				// Could not talk to this address, or it failed the
 				// whole transaction temporarily: try the next one.
@@ -276,4 +301,49 @@ func (s *Sender) addrs(ctx context.Context, host string) ([]string, error) {
 func isPermanent(err error) bool {
 	var se *smtp.SMTPError
 	return errors.As(err, &se) && se.Code/100 == 5
+}
+
+// pool holds idle connections by server address.
+type pool struct {
+	mu   sync.Mutex
+	idle map[string][]*smtp.Client
+}
+
+// get returns an idle connection to addr that still answers (RSET), or nil.
+func (p *pool) get(addr string) *smtp.Client {
+	for {
+		p.mu.Lock()
+		list := p.idle[addr]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		c := list[len(list)-1]
+		p.idle[addr] = list[:len(list)-1]
+		p.mu.Unlock()
+		if c.Reset() == nil {
+			return c
+		}
+		c.Close()
+	}
+}
+
+func (p *pool) put(addr string, c *smtp.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.idle[addr] = append(p.idle[addr], c)
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = map[string][]*smtp.Client{}
+	p.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			if c.Quit() != nil {
+				c.Close()
+			}
+		}
+	}
 }

@@ -33,6 +33,22 @@ type remoteMX struct {
 	port  string
 	tlsOn bool
 	cert  []byte // PEM, when withTLS
+	conns int    // connections accepted
+}
+
+type countingListener struct {
+	net.Listener
+	mx *remoteMX
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mx.mu.Lock()
+		l.mx.conns++
+		l.mx.mu.Unlock()
+	}
+	return c, err
 }
 
 type received struct {
@@ -98,7 +114,7 @@ func startMX(t *testing.T, withTLS bool) *remoteMX {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go srv.Serve(countingListener{ln, mx})
 	t.Cleanup(func() { srv.Close() })
 	mx.addr = ln.Addr().String()
 	_, mx.port, _ = net.SplitHostPort(mx.addr)
@@ -293,5 +309,24 @@ func TestSmarthostRequiresTLS(t *testing.T) {
 	res = s.Deliver(context.Background(), testMessage("bob@example.net", "carol@example.org"))
 	if res[0].Err != nil || res[1].Err != nil || len(secure.got) != 1 || len(secure.got[0].rcpts) != 2 || !secure.got[0].tls {
 		t.Errorf("smarthost delivery: %+v %+v", res, secure.got)
+	}
+}
+
+func TestBatchReusesConnection(t *testing.T) {
+	mx := startMX(t, true)
+	s := New(Options{Resolver: testZone(), Dial: loopbackOnly, Port: mx.port})
+	b := s.NewBatch()
+	for i := 0; i < 3; i++ {
+		// perm1 is refused at RCPT: the session must stay usable.
+		res := b.Deliver(context.Background(), testMessage("bob@example.net", "perm1@example.net"))
+		if res[0].Err != nil || res[1].Err == nil {
+			t.Fatalf("message %d: %+v", i, res)
+		}
+	}
+	b.Close()
+	mx.mu.Lock()
+	defer mx.mu.Unlock()
+	if mx.conns != 1 || len(mx.got) != 3 || !mx.got[2].tls {
+		t.Errorf("%d connections for %d messages, want 1 (TLS) for 3", mx.conns, len(mx.got))
 	}
 }

@@ -66,11 +66,6 @@ const (
 	hdrNext     = "X-Skrytka-Queue-Next"
 )
 
-// Sender delivers one message; *outbound.Sender implements it.
-type Sender interface {
-	Deliver(ctx context.Context, msg outbound.Message) []outbound.Result
-}
-
 // Options configure a Queue.
 type Options struct {
 	// Hostname names us in DSNs. Default "localhost".
@@ -93,7 +88,7 @@ type Options struct {
 // processing runs one pass at a time.
 type Queue struct {
 	st     store.Store
-	sender Sender
+	sender *outbound.Sender
 	opts   Options
 	log    *slog.Logger
 	acct   store.AccountID
@@ -103,7 +98,7 @@ type Queue struct {
 
 // Open returns the queue kept in st, creating its system account on first
 // use.
-func Open(ctx context.Context, st store.Store, sender Sender, opts Options) (*Queue, error) {
+func Open(ctx context.Context, st store.Store, sender *outbound.Sender, opts Options) (*Queue, error) {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}

@@ -52,7 +52,11 @@ func (q *Queue) RunOnce(ctx context.Context) error {
 		return err
 	}
 	// Entries go out in parallel (up to Concurrency at once), so that one
-	// slow or unreachable destination does not hold up the others.
+	// slow or unreachable destination does not hold up the others; within
+	// the pass, connections stay open for the next message to the same
+	// server.
+	batch := q.sender.NewBatch()
+	defer batch.Close()
 	sem := make(chan struct{}, q.opts.Concurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -62,7 +66,7 @@ func (q *Queue) RunOnce(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := q.process(ctx, d.uid, d.env, d.off, d.size); err != nil {
+			if err := q.process(ctx, batch, d.uid, d.env, d.off, d.size); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -78,7 +82,7 @@ func (q *Queue) RunOnce(ctx context.Context) error {
 // process makes one delivery attempt for an entry and records the outcome:
 // delivered recipients are done, permanent failures and expired ones get a
 // DSN, the rest wait for the next attempt.
-func (q *Queue) process(ctx context.Context, uid store.UID, env envelope, off, size int64) error {
+func (q *Queue) process(ctx context.Context, batch *outbound.Batch, uid store.UID, env envelope, off, size int64) error {
 	inbox, err := q.st.Mailbox(ctx, q.acct, store.InboxName)
 	if err != nil {
 		return err
@@ -91,7 +95,7 @@ func (q *Queue) process(ctx context.Context, uid store.UID, env envelope, off, s
 		return err
 	}
 	defer r.Close()
-	results := q.sender.Deliver(ctx, outbound.Message{From: env.From, Rcpts: env.To,
+	results := batch.Deliver(ctx, outbound.Message{From: env.From, Rcpts: env.To,
 		Body: io.NewSectionReader(r, off, size), Size: size})
 	now := q.opts.Now()
 	expired := now.Sub(env.Arrival) >= q.opts.MaxAge
