@@ -22,25 +22,27 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	// One reply for all recipients: success only if every one of them
-	// has the message. Otherwise ask for a retry (see the package notes);
-	// a permanent failure for every recipient is reported as such.
-	var first error
-	allPermanent := true
+	// has the message. If every one failed, the reply says why (a
+	// temporary reason wins, so that the sender retries); if only some
+	// failed, the whole transaction is retried (see the package notes).
+	var first, firstTemp error
 	for _, e := range results {
-		if e != nil {
-			if first == nil {
-				first = e
-			}
-			allPermanent = allPermanent && !isTemporary(e)
+		if e != nil && first == nil {
+			first = e
+		}
+		if isTemporary(e) && firstTemp == nil {
+			firstTemp = e
 		}
 	}
 	switch {
 	case first == nil:
 		return nil
-	case allPermanent && allFailed(results):
-		return first
+	case !allFailed(results):
+		return errTemp
+	case firstTemp != nil:
+		return firstTemp
 	}
-	return errTemp
+	return first
 }
 
 // LMTPData receives the message of an LMTP transaction and reports one

@@ -159,6 +159,15 @@ func Test451WhenStoreRefuses(t *testing.T) {
 	c.send(simpleMsg + ".\r\n")
 	c.expect("451 4.3.0")
 
+	// A single recipient whose mailbox fills up between RCPT and DATA:
+	// the reply names the reason (452 4.2.2), not a generic failure.
+	fs.fail = map[store.AccountID]error{e.accts["bob"].ID: store.ErrOverQuota}
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<bob@skrytka.test>", "250")
+	c.cmd("DATA", "354")
+	c.send(simpleMsg + ".\r\n")
+	c.expect("452 4.2.2")
+
 	// The real store closed underneath: lookups and deliveries fail
 	// temporarily, the server does not crash.
 	e.raw.Close()
