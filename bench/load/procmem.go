@@ -3,11 +3,13 @@ package load
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Mem is the memory of a process tree, in KiB.
@@ -61,7 +63,7 @@ func TreeMem(roots []int) (Mem, error) {
 		stack = append(stack, children[pid]...)
 		rss, pss, err := rollup(pid)
 		if err != nil {
-			if os.IsNotExist(err) {
+			if os.IsNotExist(err) || errors.Is(err, syscall.ESRCH) {
 				continue // exited meanwhile
 			}
 			return m, err
