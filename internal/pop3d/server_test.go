@@ -142,14 +142,15 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 func (e *env) serve(ln net.Listener) {
 	t := e.t
 	t.Helper()
+	srv := e.srv
 	done := make(chan error, 1)
-	go func() { done <- e.srv.Serve(ln) }()
+	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
-		e.srv.Close()
+		srv.Close()
 		if err := <-done; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve returned %v", err)
 		}
-		if n := e.srv.panics.Load(); n != 0 {
+		if n := srv.panics.Load(); n != 0 {
 			t.Errorf("%d panics recovered", n)
 		}
 	})
