@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/skrytka/skrytka/internal/store/embedded"
 )
 
 // benchMsg is a 4 KB message.
@@ -30,12 +32,16 @@ const benchSessions = 20
 // (each a persistent connection sending one message per transaction to one
 // of the three accounts) and reports messages per second.
 func benchDelivery(b *testing.B, mode Mode, configure func(*Options)) {
-	e := newEnv(b, mode, configure)
+	benchDeliveryWith(b, mode, configure, benchSessions, embedded.Options{})
+}
+
+func benchDeliveryWith(b *testing.B, mode Mode, configure func(*Options), sessions int, so embedded.Options) {
+	e := newEnvStore(b, openStoreOpts(b, so), mode, configure)
 	rcpts := []string{"alice@skrytka.test", "bob@skrytka.test", "carol@skrytka.test"}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, benchSessions)
-	clients := make([]*smtp.Client, benchSessions)
+	errs := make(chan error, sessions)
+	clients := make([]*smtp.Client, sessions)
 	for i := range clients {
 		nc, err := net.Dial("tcp", e.addr)
 		if err != nil {
@@ -79,6 +85,11 @@ func benchDelivery(b *testing.B, mode Mode, configure func(*Options)) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	// Deliveries per SQLite commit (each commit is one fsync of the WAL):
+	// how much group commit is sharing the fsyncs.
+	if batches, ops := e.raw.WriteStats(); batches > 0 {
+		b.ReportMetric(float64(ops)/float64(batches), "ops/commit")
+	}
 	// CPU time of the whole process (server and the in-process clients)
 	// per message: unlike msgs/s it does not depend on how busy the
 	// machine is with other work.
@@ -120,6 +131,19 @@ func sendOne(c *smtp.Client, rcpt string, lmtp bool) error {
 func BenchmarkLMTPDelivery(b *testing.B) { benchDelivery(b, ModeLMTP, nil) }
 
 func BenchmarkSMTPDelivery(b *testing.B) { benchDelivery(b, ModeMX, nil) }
+
+// BenchmarkLMTPDeliveryOneSession: one session, so every message waits for
+// its own commit and fsync.
+func BenchmarkLMTPDeliveryOneSession(b *testing.B) {
+	benchDeliveryWith(b, ModeLMTP, nil, 1, embedded.Options{})
+}
+
+// BenchmarkLMTPDeliveryNoGroupCommit: 20 sessions, but one commit (and
+// fsync) per write: the difference to BenchmarkLMTPDelivery is what group
+// commit buys.
+func BenchmarkLMTPDeliveryNoGroupCommit(b *testing.B) {
+	benchDeliveryWith(b, ModeLMTP, nil, benchSessions, embedded.Options{MaxBatch: 1})
+}
 
 // BenchmarkSMTPDeliveryNoChecks is the MX without SPF/DKIM/DMARC (and so
 // without the spool): the difference to BenchmarkSMTPDelivery is their cost.

@@ -45,9 +45,13 @@ func testLogger(t testing.TB) *slog.Logger {
 // openStore opens a real embedded store in t.TempDir().
 func openStore(t testing.TB) *embedded.Store {
 	t.Helper()
-	st, err := embedded.Open(context.Background(), t.TempDir(), embedded.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	return openStoreOpts(t, embedded.Options{})
+}
+
+func openStoreOpts(t testing.TB, opts embedded.Options) *embedded.Store {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := embedded.Open(context.Background(), t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +78,11 @@ func testTLS(t testing.TB) (*tls.Config, *x509.CertPool, []byte) {
 // to the server (never replace it: tests run against the real store).
 func newEnv(t testing.TB, mode Mode, configure func(*Options), wrap ...func(store.Store) store.Store) *testEnv {
 	t.Helper()
-	raw := openStore(t)
+	return newEnvStore(t, openStore(t), mode, configure, wrap...)
+}
+
+func newEnvStore(t testing.TB, raw *embedded.Store, mode Mode, configure func(*Options), wrap ...func(store.Store) store.Store) *testEnv {
+	t.Helper()
 	e := &testEnv{t: t, raw: raw, st: raw, accts: map[string]store.Account{}}
 	ctx := context.Background()
 	for _, name := range []string{"alice", "bob", "carol"} {
