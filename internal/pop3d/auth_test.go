@@ -3,6 +3,9 @@ package pop3d
 import (
 	"encoding/base64"
 	"testing"
+	"time"
+
+	"github.com/skrytka/skrytka/internal/auth"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -65,4 +68,26 @@ func TestAuthPlain(t *testing.T) {
 		c.cmd("QUIT").expectPrefix("+OK")
 		c.expectClosed()
 	})
+}
+
+// TestLoginThrottled: failed logins go through auth.Authenticator, which
+// slows further attempts on the account; the real user still gets in.
+// (Its refusals, ErrThrottled, map to [SYS/TEMP]: TestMapError.)
+func TestLoginThrottled(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Auth = &auth.Authenticator{Store: o.Store, Throttle: auth.Throttle{Delay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond}}
+		o.MaxBadCommands = 100
+	})
+	c := e.dialGreeted()
+	for range 3 {
+		c.cmd("USER " + e.acct.Address).expect("+OK send PASS")
+		c.cmd("PASS wrong").expect("-ERR [AUTH] authentication failed")
+	}
+	// After three failures the next attempt waits 50·2² = 200 ms.
+	start := time.Now()
+	c.cmd("USER " + e.acct.Address).expect("+OK send PASS")
+	c.cmd("PASS " + testPassword).expectPrefix("+OK maildrop locked")
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("login after three failures took %v: not slowed", d)
+	}
 }
