@@ -68,6 +68,10 @@ func (noDNS) LookupAddr(_ context.Context, addr string) ([]string, error) {
 type logSink struct {
 	panics atomic.Int64
 	errors atomic.Int64
+	// auth counts the Authenticator's result lines: "ok", "fail",
+	// "throttled".
+	authMu sync.Mutex
+	auth   map[string]int
 	out    slog.Handler
 	mu     sync.Mutex
 	last   []string // last few error messages, for failure reports
@@ -84,10 +88,23 @@ func newLogSink() *logSink {
 }
 
 func (s *logSink) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelError || (s.out != nil && s.out.Enabled(ctx, l))
+	return l >= slog.LevelInfo || (s.out != nil && s.out.Enabled(ctx, l))
 }
 
 func (s *logSink) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "auth" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "result" {
+				s.authMu.Lock()
+				if s.auth == nil {
+					s.auth = map[string]int{}
+				}
+				s.auth[a.Value.String()]++
+				s.authMu.Unlock()
+			}
+			return true
+		})
+	}
 	if r.Level >= slog.LevelError {
 		s.errors.Add(1)
 		if strings.Contains(r.Message, "panic") {
@@ -115,6 +132,16 @@ func (s *logSink) Handle(ctx context.Context, r slog.Record) error {
 
 func (s *logSink) WithAttrs(as []slog.Attr) slog.Handler { return &sinkWith{s, as} }
 func (s *logSink) WithGroup(string) slog.Handler         { return s }
+
+func (s *logSink) authResults() map[string]int {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	m := map[string]int{}
+	for k, v := range s.auth {
+		m[k] = v
+	}
+	return m
+}
 
 func (s *logSink) lastErrors() []string {
 	s.mu.Lock()
