@@ -206,7 +206,7 @@ func TestSlowLoris(t *testing.T) {
 	s := startStack(t, stackOpts{
 		IMAP: func(o *imapd.Options) { o.PreAuthTimeout, o.CommandTimeout = time.Second, time.Second },
 		POP3: func(o *pop3d.Options) { o.AuthTimeout = time.Second },
-		SMTP: func(o *smtpd.Options) { o.CommandTimeout, o.SessionTimeout = time.Second, 2 * time.Second },
+		SMTP: func(o *smtpd.Options) { o.CommandTimeout, o.SessionTimeout = time.Second, 2*time.Second },
 	})
 	s.addUser(t, "a@localhost")
 	type lorisResult struct {
