@@ -310,3 +310,41 @@ func TestManyEntriesInParallel(t *testing.T) {
 		t.Errorf("%d entries left", len(l))
 	}
 }
+
+func TestRunPicksUpAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.q.opts.Interval = time.Hour // only Wake can start a pass
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.q.Run(ctx); close(done) }()
+	f.enqueue()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.mx.received()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not deliver after Enqueue")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+// A remote sender's DSN goes back out through the queue, with the null
+// reverse-path; a DSN that fails is dropped, never bounced again.
+func TestRemoteSenderBounceNoLoop(t *testing.T) {
+	f := newFixture(t)
+	f.mx.set("perm")
+	ctx := context.Background()
+	if err := f.q.Enqueue(ctx, "someone@example.net", []string{"bob@example.net"}, strings.NewReader(msg), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.runOnce()
+	l := f.list()
+	if len(l) != 1 || l[0].From != "" || l[0].To[0] != "someone@example.net" {
+		t.Fatalf("DSN not queued for the remote sender: %+v", l)
+	}
+	f.runOnce() // the DSN fails permanently too
+	if l := f.list(); len(l) != 0 {
+		t.Errorf("bounce of a bounce queued: %+v", l)
+	}
+}
