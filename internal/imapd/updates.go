@@ -133,16 +133,23 @@ func (c *conn) syncSelected(s *selected) error {
 		s.t.add(u)
 	}
 	if len(added) > 0 && !c.rev2 {
-		first := added[0]
-		if !s.readOnly {
-			r, err := c.srv.opts.Store.ClaimRecent(c.ctx, c.acct.ID, s.mbox.ID)
-			if err == nil && r > first {
-				first = r
-			}
-		} else if delta.Mailbox.RecentUID > first {
+		// \Recent (RFC 3501 §2.3.2): messages below RecentUID were claimed
+		// by another session already; only a session that may still get
+		// some pays for a claim (a write).
+		first, last := added[0], added[len(added)-1]
+		if delta.Mailbox.RecentUID > first {
 			first = delta.Mailbox.RecentUID
 		}
-		if last := added[len(added)-1]; first <= last {
+		if !s.readOnly && first <= last {
+			r, err := c.srv.opts.Store.ClaimRecent(c.ctx, c.acct.ID, s.mbox.ID)
+			if err != nil || r > first {
+				first = r
+				if err != nil {
+					first = last + 1
+				}
+			}
+		}
+		if first <= last {
 			s.recent = append(s.recent, store.UIDRange{Start: first, Stop: last})
 		}
 	}

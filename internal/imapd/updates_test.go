@@ -155,3 +155,29 @@ func TestSplitSet(t *testing.T) {
 		t.Fatalf("total %d: %v", total, parts)
 	}
 }
+
+// TestRecentOnce: a new message is \Recent in exactly one session
+// (RFC 3501 §2.3.2), however many have the mailbox selected.
+func TestRecentOnce(t *testing.T) {
+	ts := newTestServer(t)
+	var sessions []*rawClient
+	for i := 0; i < 3; i++ {
+		rc := ts.login(t)
+		rc.ok("a SELECT INBOX")
+		sessions = append(sessions, rc)
+	}
+	ts.appendMsg(t, "INBOX", "Subject: r\r\n\r\nr\r\n", storeFlags())
+	recent := 0
+	for _, rc := range sessions {
+		if u := rc.ok("b NOOP"); !hasLine(u, "* 1 EXISTS") {
+			t.Fatalf("%q", u)
+		}
+		u := rc.ok("c FETCH 1 (FLAGS)")
+		if hasLine(u, `* 1 FETCH (FLAGS (\Recent))`) {
+			recent++
+		}
+	}
+	if recent != 1 {
+		t.Fatalf("message recent in %d sessions", recent)
+	}
+}
