@@ -323,33 +323,41 @@ func (s *Store) RenameMailbox(ctx context.Context, acct store.AccountID, oldName
 		if newN == store.InboxName || strings.HasPrefix(newN, oldN+store.Separator) {
 			return store.ErrCannotRename
 		}
-		// Check every renamed name against the limits first.
+		// The mailbox and its children, renamed in Go: SQL substr counts
+		// characters, not bytes.
 		lo, hi := childRange(oldN)
-		rows, err := w.query(`SELECT name FROM mailboxes WHERE account_id = ? AND name >= ? AND name < ?`, acct, lo, hi)
+		rows, err := w.query(`SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR (name >= ? AND name < ?))`, acct, oldN, lo, hi)
 		if err != nil {
 			return err
 		}
-		var children []string
+		type renamed struct {
+			id   store.MailboxID
+			name string
+		}
+		var list []renamed
 		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
+			var r renamed
+			if err := rows.Scan(&r.id, &r.name); err != nil {
 				rows.Close()
 				return err
 			}
-			children = append(children, c)
+			list = append(list, r)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, c := range children {
-			if _, err := normName(newN + c[len(oldN):]); err != nil {
+		for i := range list {
+			n, err := normName(newN + list[i].name[len(oldN):])
+			if err != nil {
 				return err
 			}
+			list[i].name = n
 		}
-		if _, err := w.exec(`UPDATE mailboxes SET name = ? || substr(name, ?) WHERE account_id = ? AND (name = ? OR (name >= ? AND name < ?))`,
-			newN, len(oldN)+1, acct, oldN, lo, hi); err != nil {
-			return err
+		for _, r := range list {
+			if _, err := w.exec(`UPDATE mailboxes SET name = ? WHERE id = ?`, r.name, r.id); err != nil {
+				return err
+			}
 		}
 		if err := w.createParents(acct, newN); err != nil {
 			return err

@@ -264,6 +264,9 @@ func (s *Store) SetFlags(ctx context.Context, acct store.AccountID, mbox store.M
 	if err := checkFlags(flags); err != nil {
 		return store.FlagResult{}, err
 	}
+	if uids == nil {
+		uids = store.UIDSet{} // nil is no UIDs, not all of them
+	}
 	var res store.FlagResult
 	err := s.write(ctx, func(w *wtx) error {
 		res = store.FlagResult{}

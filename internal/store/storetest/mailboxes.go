@@ -127,6 +127,17 @@ func testRenameMailbox(t *testing.T, b Backend) {
 	if m := e.mailbox(a.ID, "Sent Items"); m.SpecialUse != store.SpecialSent {
 		t.Errorf("renamed Sent has use %q", m.SpecialUse)
 	}
+	// Non-ASCII names with children (byte and character lengths differ).
+	e.create(a.ID, "Entwürfe/Ünter/Kïnd")
+	if err := e.s.RenameMailbox(e.ctx, a.ID, "Entwürfe", "Brouillons é"); err != nil {
+		t.Fatal(err)
+	}
+	names = e.names(a.ID)
+	for _, n := range []string{"Brouillons é", "Brouillons é/Ünter", "Brouillons é/Ünter/Kïnd"} {
+		if _, ok := names[n]; !ok {
+			t.Errorf("%q missing after a non-ASCII rename; have %v", n, names)
+		}
+	}
 	// The old name can be created again, as a new mailbox.
 	n := e.create(a.ID, "Old")
 	if n.ID == old.ID {
