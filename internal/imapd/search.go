@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -222,6 +223,7 @@ func (c *conn) searchKey(d *decoder, p *searchProg, depth int, name string) *sea
 					k.set = s.t.appendSeqRange(k.set, lo, hi)
 				}
 			}
+			k.set = normaliseSet(k.set)
 		}
 		return k
 	}
@@ -400,7 +402,7 @@ func (e *evalCtx) eval(k *searchKey) bool {
 	case "NOT":
 		return !e.eval(k.kids[0])
 	case "SET":
-		return k.set.Contains(m.UID)
+		return setContains(k.set, m.UID)
 	case "FLAG":
 		return m.Flags.Sys&k.flag != 0
 	case "KEYWORD":
@@ -514,4 +516,11 @@ func (e *evalCtx) headerContains(field, needle string) bool {
 	// Folded values: match on the whole unfolded text too.
 	all := strings.ReplaceAll(string(got), "\r\n", "")
 	return containsFold(mailparse.DecodeHeaderValue(all), needle)
+}
+
+// setContains is a binary search in a normalised set, so a key with
+// thousands of ranges costs log(ranges) per message.
+func setContains(s store.UIDSet, u store.UID) bool {
+	i := sort.Search(len(s), func(i int) bool { return s[i].Stop >= u })
+	return i < len(s) && s[i].Start <= u
 }
