@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 )
 
 // FuzzReadCommand feeds arbitrary bytes to the command reader and parser,
@@ -81,8 +82,9 @@ func FuzzReadCommand(f *testing.F) {
 }
 
 // FuzzDotStuffing checks that undoing the dot-stuffing of RETR output
-// gives back the message (plus a final CRLF if it had none), and that the
-// terminator appears only at the end.
+// gives back the message (plus a final CRLF if it had none), that the
+// terminator appears only at the end, and that the two code paths (RETR's
+// and TOP's) and any chunking of the input give the same bytes.
 func FuzzDotStuffing(f *testing.F) {
 	for _, seed := range []string{
 		"Subject: x\r\n\r\nbody\r\n",
@@ -129,6 +131,27 @@ func FuzzDotStuffing(f *testing.F) {
 		}
 		if !bytes.Equal(back, want) {
 			t.Fatalf("round trip: got %q, want %q", back, want)
+		}
+		// The RETR fast path must agree with the line-by-line TOP path
+		// given more lines than the message has, and with itself when the
+		// store hands out the bytes one at a time.
+		for _, alt := range []struct {
+			r     io.Reader
+			lines int
+		}{
+			{bytes.NewReader(msg), 1 << 30},
+			{iotest.OneByteReader(bytes.NewReader(msg)), -1},
+			{iotest.HalfReader(bytes.NewReader(msg)), 1 << 30},
+		} {
+			var out2 bytes.Buffer
+			w2 := bufio.NewWriter(&out2)
+			if err := writeDotStuffed(w2, alt.r, alt.lines); err != nil {
+				t.Fatal(err)
+			}
+			w2.Flush()
+			if !bytes.Equal(out2.Bytes(), got) {
+				t.Fatalf("paths differ (lines %d): %q vs %q", alt.lines, out2.Bytes(), got)
+			}
 		}
 	})
 }

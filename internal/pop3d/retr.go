@@ -81,6 +81,9 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader, bodyLines int) error {
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
+	if bodyLines < 0 {
+		return writeAllDotStuffed(w, r, buf)
+	}
 
 	bol := true       // at the beginning of a line
 	inBody := false   // the empty line after the header was passed
@@ -118,6 +121,48 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader, bodyLines int) error {
 			}
 			bol = true
 			chunk = chunk[i+1:]
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if !bol {
+		w.WriteString("\r\n")
+	}
+	_, err := w.WriteString(".\r\n")
+	return err
+}
+
+// dotAfterLF is what needs stuffing inside a chunk: a line that starts
+// with a dot.
+var dotAfterLF = []byte("\n.")
+
+// writeAllDotStuffed is writeDotStuffed for a whole message (RETR): it
+// looks only for "\n." rather than at every line, so a large message goes
+// out in a few large writes.
+func writeAllDotStuffed(w *bufio.Writer, r io.Reader, buf []byte) error {
+	bol := true // the next octet starts a line
+	for {
+		n, rerr := r.Read(buf)
+		chunk := buf[:n]
+		if n > 0 {
+			if bol && chunk[0] == '.' {
+				w.WriteByte('.')
+			}
+			bol = chunk[n-1] == '\n'
+			for {
+				i := bytes.Index(chunk, dotAfterLF)
+				if i < 0 {
+					w.Write(chunk)
+					break
+				}
+				w.Write(chunk[:i+1])
+				w.WriteByte('.')
+				chunk = chunk[i+1:]
+			}
 		}
 		if rerr == io.EOF {
 			break
