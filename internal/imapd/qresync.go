@@ -54,7 +54,7 @@ func (c *conn) qresyncSelect(s *selected, qr *qresyncParams) error {
 	if qr.hasKnown {
 		known = resolveRaw(qr.known, s.mbox.UIDNext-1)
 	}
-	in := func(u store.UID) bool { return !qr.hasKnown || known.Contains(u) }
+	in := func(u store.UID) bool { return !qr.hasKnown || setContains(known, u) }
 	var gone []store.UID
 	for _, u := range delta.Vanished {
 		if in(u) && !s.t.contains(u) {
@@ -104,7 +104,7 @@ func (c *conn) sendVanishedEarlier(set numSet, since store.ModSeq) error {
 	within := resolveRaw(set, delta.Mailbox.UIDNext-1)
 	var gone []store.UID
 	for _, u := range delta.Vanished {
-		if within.Contains(u) && !s.t.contains(u) {
+		if setContains(within, u) && !s.t.contains(u) {
 			gone = append(gone, u)
 		}
 	}

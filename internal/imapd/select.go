@@ -152,7 +152,7 @@ func (s *selected) recentCount() uint32 {
 	return n
 }
 
-func (s *selected) isRecent(uid store.UID) bool { return s.recent.Contains(uid) }
+func (s *selected) isRecent(uid store.UID) bool { return setContains(s.recent, uid) }
 
 var errStop = errors.New("stop")
 
