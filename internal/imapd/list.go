@@ -106,7 +106,11 @@ func cmdList(c *conn, cmd *command) error {
 		if dp == "" {
 			continue
 		}
-		patterns = append(patterns, canonicalName(refName+dp))
+		pat := simplifyPattern(canonicalName(refName + dp))
+		if len(pat) > 2*store.MaxMailboxNameBytes {
+			return bad("", "LIST pattern too long")
+		}
+		patterns = append(patterns, pat)
 	}
 	return c.list(cmd, "LIST", patterns, o)
 }
@@ -132,7 +136,11 @@ func cmdLsub(c *conn, cmd *command) error {
 	if err != nil {
 		return err
 	}
-	return c.list(cmd, "LSUB", []string{canonicalName(refName + dp)}, listOpts{selSubscribed: true})
+	pat := simplifyPattern(canonicalName(refName + dp))
+	if len(pat) > 2*store.MaxMailboxNameBytes {
+		return bad("", "LSUB pattern too long")
+	}
+	return c.list(cmd, "LSUB", []string{pat}, listOpts{selSubscribed: true})
 }
 
 type listEntry struct {
@@ -287,6 +295,32 @@ func matchAny(m *matcher, patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// simplifyPattern collapses runs of wildcards: a run holding "*" matches
+// what "*" alone does, and "%%" what "%" does. This bounds the matcher's
+// work for hostile patterns like "*%*%*%...".
+func simplifyPattern(p string) string {
+	var b []byte
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c != '*' && c != '%' {
+			b = append(b, c)
+			i++
+			continue
+		}
+		star := false
+		for i < len(p) && (p[i] == '*' || p[i] == '%') {
+			star = star || p[i] == '*'
+			i++
+		}
+		if star {
+			b = append(b, '*')
+		} else {
+			b = append(b, '%')
+		}
+	}
+	return string(b)
 }
 
 // matcher matches LIST patterns: "*" matches anything, "%" anything but

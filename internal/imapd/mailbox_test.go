@@ -159,6 +159,11 @@ func TestListMatcher(t *testing.T) {
 			t.Errorf("match(%q, %q) = %v", c.pat, c.name, got)
 		}
 	}
+	for in, want := range map[string]string{"a**b": "a*b", "%*%": "*", "%%/%": "%/%", "x": "x"} {
+		if got := simplifyPattern(in); got != want {
+			t.Errorf("simplify(%q) = %q", in, got)
+		}
+	}
 	// Many wildcards against a long non-matching name finish quickly
 	// (a backtracking matcher takes exponential time here).
 	pat := strings.Repeat("*a", 40) + "b"
