@@ -136,11 +136,11 @@ func cmdLsub(c *conn, cmd *command) error {
 	if err != nil {
 		return err
 	}
-	pat := simplifyPattern(canonicalName(refName + dp))
-	if len(pat) > 2*store.MaxMailboxNameBytes {
+	p := simplifyPattern(canonicalName(refName + dp))
+	if len(p) > 2*store.MaxMailboxNameBytes {
 		return bad("", "LSUB pattern too long")
 	}
-	return c.list(cmd, "LSUB", []string{pat}, listOpts{selSubscribed: true})
+	return c.list(cmd, "LSUB", []string{p}, listOpts{selSubscribed: true})
 }
 
 type listEntry struct {
