@@ -48,7 +48,13 @@ type conn struct {
 	stop    atomic.Bool // Shutdown: end the session at its next idle read
 	kill    atomic.Bool // too many errors: the next read sees EOF
 	expired atomic.Bool // SessionTimeout reached
-	once    sync.Once
+	// pendingSince: when the first byte arrived after our last reply
+	// (unix ns; 0: none pending). dataStart/dataBytes: progress of the
+	// message being read.
+	pendingSince atomic.Int64
+	dataStart    atomic.Int64
+	dataBytes    atomic.Int64
+	once         sync.Once
 }
 
 func (s *Server) newConn(c net.Conn, proto string) *conn {
@@ -97,7 +103,66 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.expired.Load() || c.stop.Load() && !c.inData.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	return c.Conn.Read(p)
+	now := time.Now()
+	opts := &c.srv.opts
+	wait := opts.CommandTimeout
+	if c.inData.Load() {
+		// Slow-loris defence during a message: an average rate floor
+		// once the message has been arriving for a while.
+		start := c.dataStart.Load()
+		if start == 0 {
+			c.dataStart.Store(now.UnixNano())
+			c.dataBytes.Store(0)
+		} else if el := now.Sub(time.Unix(0, start)); opts.MinDataRate > 0 && el > opts.CommandFinishTimeout &&
+			float64(c.dataBytes.Load()) < float64(opts.MinDataRate)*el.Seconds() {
+			c.log.Info("message arriving too slowly, closing")
+			c.expired.Store(true) // sticky: the session ends
+			return 0, os.ErrDeadlineExceeded
+		}
+	} else if since := c.pendingSince.Load(); since != 0 {
+		// The client has sent part of a command we have not answered:
+		// it has CommandFinishTimeout in all to finish it.
+		left := opts.CommandFinishTimeout - now.Sub(time.Unix(0, since))
+		if left <= 0 {
+			c.log.Info("command not finished in time, closing")
+			// Sticky: bufio hands go-smtp the partial line first, and
+			// the reply to it must not restart the clock.
+			c.expired.Store(true)
+			return 0, os.ErrDeadlineExceeded
+		}
+		wait = min(wait, left)
+	}
+	if c.lc != nil {
+		c.lc.SetReadTimeout(wait)
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.pendingSince.CompareAndSwap(0, now.UnixNano())
+		c.dataBytes.Add(int64(n))
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		// Sticky: bufio passes a partial line on before the error, and
+		// the reply to that fragment must not buy the client more time.
+		c.expired.Store(true)
+	}
+	return n, err
+}
+
+// Write marks the end of a command: a reply has gone out.
+func (c *conn) Write(p []byte) (int, error) {
+	c.pendingSince.Store(0)
+	return c.Conn.Write(p)
+}
+
+// startData and endData bracket the reading of one message.
+func (c *conn) startData() {
+	c.dataStart.Store(0)
+	c.inData.Store(true)
+}
+
+func (c *conn) endData() {
+	c.inData.Store(false)
+	c.dataStart.Store(0)
 }
 
 // stopIdle asks the session to end: at once if it is waiting for a

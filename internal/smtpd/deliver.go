@@ -71,8 +71,8 @@ func allFailed(results []error) bool {
 // INBOX (or Junk) in one store call. It returns one reply per entry of
 // s.rcpts (nil for success), or an error that applies to all.
 func (s *session) deliver(r io.Reader) ([]error, error) {
-	s.cn.inData.Store(true)
-	defer s.cn.inData.Store(false)
+	s.cn.startData()
+	defer s.cn.endData()
 	if s.cn.kill.Load() {
 		return nil, errTooManyErrors
 	}

@@ -19,6 +19,15 @@ const (
 	// command, and for each read during DATA/BDAT (RFC 5321 §4.5.3.2.7:
 	// server timeout at least 5 minutes).
 	DefaultCommandTimeout = 5 * time.Minute
+	// DefaultCommandFinishTimeout: once a client has started sending a
+	// command, it must finish it (and get our reply) within this time;
+	// a client trickling bytes (slow loris) is cut off here, not after
+	// CommandTimeout per byte.
+	DefaultCommandFinishTimeout = 30 * time.Second
+	// DefaultMinDataRate is the slowest average rate, in bytes per second,
+	// at which a message may arrive once it has been arriving for
+	// CommandFinishTimeout.
+	DefaultMinDataRate = 1024
 	// DefaultWriteTimeout bounds writing one reply to a slow reader.
 	DefaultWriteTimeout = 2 * time.Minute
 	// DefaultSessionTimeout caps a whole connection, however busy, so that

@@ -137,6 +137,13 @@ type Options struct {
 	// CommandTimeout bounds the wait for each command and each read
 	// within a message. Default DefaultCommandTimeout.
 	CommandTimeout time.Duration
+	// CommandFinishTimeout bounds the time from the first byte of a command
+	// to its reply. Default DefaultCommandFinishTimeout.
+	CommandFinishTimeout time.Duration
+	// MinDataRate is the slowest average rate (bytes/s) a message may
+	// arrive at after its first CommandFinishTimeout. Default
+	// DefaultMinDataRate; negative: no floor.
+	MinDataRate int
 	// WriteTimeout bounds writing each reply. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// SessionTimeout caps a whole connection. Default DefaultSessionTimeout.
@@ -218,6 +225,12 @@ func New(opts Options) *Server {
 	}
 	if opts.CommandTimeout <= 0 {
 		opts.CommandTimeout = DefaultCommandTimeout
+	}
+	if opts.CommandFinishTimeout <= 0 {
+		opts.CommandFinishTimeout = DefaultCommandFinishTimeout
+	}
+	if opts.MinDataRate == 0 {
+		opts.MinDataRate = DefaultMinDataRate
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout

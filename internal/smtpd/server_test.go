@@ -420,3 +420,80 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("still accepting after Shutdown")
 	}
 }
+
+// A client that trickles a command a byte at a time (slow loris) is cut
+// off after CommandFinishTimeout, while other clients carry on.
+func TestSlowLorisCommand(t *testing.T) {
+	e := newEnv(t, ModeMX, func(o *Options) { o.CommandFinishTimeout = 500 * time.Millisecond })
+	slow := e.dial()
+	slow.cmd("EHLO x", "250")
+	done := make(chan string, 1)
+	go func() {
+		for _, b := range []byte("MAIL FROM:<a@example.org>\r\n") {
+			if _, err := slow.c.Write([]byte{b}); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		done <- "sent"
+	}()
+	// Meanwhile a normal client delivers.
+	if err := deliverGo(t, e.addr, "a@example.org", []string{"bob@skrytka.test"}, simpleMsg); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// bufio hands go-smtp the partial line before the timeout error, so a
+	// 501 for the fragment may come first; then 421 and the close.
+	var replies []string
+	for {
+		r := slow.reply()
+		replies = append(replies, r)
+		if !strings.HasPrefix(r, "50") || len(replies) > 3 {
+			break
+		}
+	}
+	if !strings.HasPrefix(replies[len(replies)-1], "421 4.4.2") {
+		t.Fatalf("replies %q, want 421 4.4.2 last", replies)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("cut off only after %v", time.Since(start))
+	}
+	slow.expectClosed()
+}
+
+// A message arriving far below MinDataRate is cut off too.
+func TestSlowLorisData(t *testing.T) {
+	e := newEnv(t, ModeMX, func(o *Options) {
+		o.CommandFinishTimeout = 300 * time.Millisecond
+		o.MinDataRate = 10000
+	})
+	c := e.dial()
+	c.cmd("EHLO x", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<alice@skrytka.test>", "250")
+	c.cmd("DATA", "354")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := c.c.Write([]byte("slow line\r\n")); err != nil {
+				return
+			}
+		}
+	}()
+	r := c.reply()
+	if !strings.HasPrefix(r, "451") && !strings.HasPrefix(r, "421") {
+		t.Fatalf("reply %q, want 451 or 421", r)
+	}
+	for r != "EOF" && strings.HasPrefix(r, "4") {
+		r = c.reply()
+	}
+	if n := len(e.inbox("alice")); n != 0 {
+		t.Errorf("stored a trickled message")
+	}
+}
