@@ -84,6 +84,8 @@ type conn struct {
 	sub  store.Subscription
 	sel  *selected
 
+	traceIn, traceOut *tracer // with Options.Trace
+
 	shutdown   atomic.Bool
 	shutdownCh chan struct{}
 	waiting    atomic.Bool // blocked waiting for a command
@@ -99,9 +101,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	_, c.isTLS = nc.(*tls.Conn)
 	c.ctx, c.end = context.WithCancel(s.baseCtx)
 	c.log = s.log.With("cid", s.nextCID.Add(1), "remote", nc.RemoteAddr().String())
-	rw := connIO{c}
-	c.br = bufio.NewReaderSize(rw, 8<<10)
-	c.bw = bufio.NewWriterSize(rw, 16<<10)
+	if s.opts.Trace {
+		c.traceIn = &tracer{log: c.log, dir: "C"}
+		c.traceOut = &tracer{log: c.log, dir: "S"}
+	}
+	c.br = bufio.NewReaderSize(c.reader(), 8<<10)
+	c.bw = bufio.NewWriterSize(c.writer(), 16<<10)
 	c.d.c = c
 	c.d.br = c.br
 	return c
@@ -117,6 +122,21 @@ func (w connIO) Write(p []byte) (int, error) {
 	nc := w.c.netConn()
 	nc.SetWriteDeadline(time.Now().Add(w.c.srv.opts.WriteTimeout))
 	return nc.Write(p)
+}
+
+// reader and writer are the connection's byte streams, traced if asked.
+func (c *conn) reader() io.Reader {
+	if c.srv.opts.Trace {
+		return tracedReader{connIO{c}, c.traceIn}
+	}
+	return connIO{c}
+}
+
+func (c *conn) writer() io.Writer {
+	if c.srv.opts.Trace {
+		return tracedWriter{connIO{c}, c.traceOut}
+	}
+	return connIO{c}
 }
 
 func (c *conn) netConn() net.Conn {

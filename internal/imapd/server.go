@@ -88,6 +88,10 @@ type Options struct {
 	// WriteTimeout is the time one write to the client may take.
 	// 0: DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Trace logs every protocol line at debug level on the connection's
+	// logger, with credentials redacted and literal contents (message
+	// bodies) left out. false: no trace.
+	Trace bool
 	// LoginDelay is slept after a failed login. 0: one second; negative: none
 	// (tests).
 	LoginDelay time.Duration

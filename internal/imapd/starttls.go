@@ -36,8 +36,8 @@ func cmdStartTLS(c *conn, cmd *command) error {
 	c.nc = tc
 	c.ncMu.Unlock()
 	c.isTLS = true
-	c.br = bufio.NewReaderSize(connIO{c}, 8<<10)
-	c.bw.Reset(connIO{c})
+	c.br = bufio.NewReaderSize(c.reader(), 8<<10)
+	c.bw.Reset(c.writer())
 	c.d.br = c.br
 	return nil
 }
