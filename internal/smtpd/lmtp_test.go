@@ -219,3 +219,19 @@ func TestLMTPUnixSocket(t *testing.T) {
 		t.Errorf("carol: %q", m)
 	}
 }
+
+// LMTP keeps the front MTA's Authentication-Results, even for our name.
+func TestLMTPKeepsAuthResults(t *testing.T) {
+	e := newEnv(t, ModeLMTP, nil)
+	msg := "Authentication-Results: " + testHost + "; dkim=pass header.d=example.org\r\n" + simpleMsg
+	c := e.dial()
+	c.cmd("LHLO mta", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<alice@skrytka.test>", "250")
+	c.cmd("DATA", "354")
+	c.send(strings.ReplaceAll(msg, "\r\n.", "\r\n..") + ".\r\n")
+	c.expect("250")
+	if m := e.inbox("alice"); len(m) != 1 || !strings.HasSuffix(m[0], "\r\n"+msg) {
+		t.Errorf("LMTP changed the message: %q", m)
+	}
+}

@@ -63,7 +63,9 @@ const (
 	ModeMX Mode = iota
 	// ModeLMTP is LMTP from a trusted MTA in front of us: local
 	// recipients only, one reply per recipient, no SPF/DKIM/DMARC (the
-	// MTA that received the mail from the internet has done them).
+	// MTA that received the mail from the internet has done them, and
+	// its Authentication-Results fields are kept as it wrote them, even
+	// when it uses our hostname as authserv-id).
 	ModeLMTP
 	// ModeSubmission is authenticated submission from our own users
 	// (ports 587 and 465).
