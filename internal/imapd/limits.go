@@ -40,6 +40,9 @@ const (
 	// fetchBatch is how many messages one store call loads for FETCH,
 	// SEARCH and STORE; the client is written to only between store calls.
 	fetchBatch = 512
+	// maxLiteralsPerCommand caps the literals of one command, so that a
+	// client cannot keep one command going forever with empty literals.
+	maxLiteralsPerCommand = 1000
 	// maxSearchKeys caps the number of keys in one SEARCH program.
 	maxSearchKeys = 1000
 )

@@ -61,6 +61,21 @@ func TestLiteralLimits(t *testing.T) {
 	rc.expectEOF()
 }
 
+func TestTooManyLiterals(t *testing.T) {
+	ts := newTestServer(t)
+	rc := ts.login(t)
+	var sb strings.Builder
+	sb.WriteString("a ID (")
+	for i := 0; i < 600; i++ {
+		sb.WriteString("{0+}\r\n {0+}\r\n ")
+	}
+	rc.send(sb.String())
+	if l := rc.line(); !strings.HasPrefix(l, "* BYE [LIMIT]") {
+		t.Fatalf("%q", l)
+	}
+	rc.expectEOF()
+}
+
 func TestBadInputSurvives(t *testing.T) {
 	ts := newTestServer(t)
 	ts.appendMsg(t, "INBOX", "Subject: 1\r\n\r\n1\r\n", storeFlags())

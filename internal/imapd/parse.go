@@ -41,6 +41,7 @@ type decoder struct {
 	err       error
 	lineBytes int   // bytes of the current line segment
 	litTotal  int64 // literal bytes of this command
+	litCount  int   // literals in this command
 	depth     int
 	// atLineEnd is set when the command's final CRLF was consumed (or a
 	// literal was refused at the end of a line).
@@ -53,6 +54,7 @@ func (d *decoder) reset() {
 	d.err = nil
 	d.lineBytes = 0
 	d.litTotal = 0
+	d.litCount = 0
 	d.depth = 0
 	d.atLineEnd = false
 	d.maxLiteral = d.c.srv.opts.MaxLiteralBytes
@@ -299,6 +301,10 @@ func (d *decoder) literalHeader(max int64) (n int64, binary bool) {
 	}
 	d.atLineEnd = false
 	d.lineBytes = 0
+	if d.litCount++; d.litCount > maxLiteralsPerCommand {
+		d.setErr(&fatalError{"LIMIT", "too many literals in one command"})
+		return 0, binary
+	}
 	if int64(size) > max {
 		if nonSync {
 			// The octets are on their way and cannot be skipped safely.
