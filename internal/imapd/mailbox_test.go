@@ -190,3 +190,32 @@ func TestMUTF7(t *testing.T) {
 		}
 	}
 }
+
+func TestRenameInbox(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendMsg(t, "INBOX", "Subject: a\r\n\r\na\r\n", storeFlags())
+	ts.appendMsg(t, "INBOX", "Subject: b\r\n\r\nb\r\n", storeFlags())
+	rc := ts.login(t)
+	// RFC 3501 §6.3.5: renaming INBOX moves its messages to the new name.
+	rc.ok("a RENAME INBOX Old/Inbox")
+	u := rc.ok("b STATUS INBOX (MESSAGES)")
+	if !hasLine(u, "* STATUS INBOX (MESSAGES 0)") {
+		t.Fatalf("%q", u)
+	}
+	u = rc.ok("c STATUS Old/Inbox (MESSAGES)")
+	if !hasLine(u, "* STATUS Old/Inbox (MESSAGES 2)") {
+		t.Fatalf("%q", u)
+	}
+	_, tagged := rc.cmd("d RENAME Old/Inbox INBOX")
+	if !strings.HasPrefix(tagged, "d NO [ALREADYEXISTS]") {
+		t.Fatalf("%q", tagged)
+	}
+	_, tagged = rc.cmd("e RENAME Nope Other")
+	if !strings.HasPrefix(tagged, "e NO [NONEXISTENT]") {
+		t.Fatalf("%q", tagged)
+	}
+	_, tagged = rc.cmd("f RENAME Sent Trash")
+	if !strings.HasPrefix(tagged, "f NO [ALREADYEXISTS]") {
+		t.Fatalf("%q", tagged)
+	}
+}
