@@ -8,7 +8,15 @@ import (
 	"github.com/skrytka/skrytka/internal/store"
 )
 
-const insertMessage = `INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internal_date, internal_tz, size, blob_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertMessage = `INSERT INTO messages(id, mailbox_id, uid, modseq, flags, keywords, internal_date, internal_tz, size, blob_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// allocIDs reserves n message IDs and returns the first. IDs are never
+// reused: the counter only grows.
+func (w *wtx) allocIDs(n int) (int64, error) {
+	var first int64
+	err := w.queryRow(`UPDATE meta SET value = value + ? WHERE key = 'next_message_id' RETURNING value - ?`, []any{n, n}, &first)
+	return first, err
+}
 
 // checkQuota fails with ErrOverQuota if adding bytes to acct exceeds its
 // quota.
@@ -57,6 +65,10 @@ func (s *Store) Append(ctx context.Context, acct store.AccountID, mbox store.Mai
 		}
 		res = store.AppendResult{UIDValidity: m.UIDValidity, ModSeq: m.HighestModSeq + 1, UIDs: make([]store.UID, 0, len(msgs))}
 		uid := m.UIDNext
+		id, err := w.allocIDs(len(msgs))
+		if err != nil {
+			return err
+		}
 		for i, msg := range msgs {
 			if uid == 0 { // wrapped: the mailbox is out of UIDs
 				return store.ErrTooManyItems
@@ -65,7 +77,7 @@ func (s *Store) Append(ctx context.Context, acct store.AccountID, mbox store.Mai
 			if err != nil {
 				return err
 			}
-			if err := w.insertMessage(m.ID, uid, res.ModSeq, msg.Flags, msg.InternalDate, bodies[i].size, blob); err != nil {
+			if err := w.insertMessage(id+int64(i), m.ID, uid, res.ModSeq, msg.Flags, msg.InternalDate, bodies[i].size, blob); err != nil {
 				return err
 			}
 			res.UIDs = append(res.UIDs, uid)
@@ -83,7 +95,7 @@ func (s *Store) Append(ctx context.Context, acct store.AccountID, mbox store.Mai
 	return res, nil
 }
 
-func (w *wtx) insertMessage(mbox store.MailboxID, uid store.UID, modseq store.ModSeq, f store.Flags, date time.Time, size, blob int64) error {
+func (w *wtx) insertMessage(id int64, mbox store.MailboxID, uid store.UID, modseq store.ModSeq, f store.Flags, date time.Time, size, blob int64) error {
 	kws, err := w.keywordNames(mbox, f.Keywords)
 	if err != nil {
 		return err
@@ -92,7 +104,7 @@ func (w *wtx) insertMessage(mbox store.MailboxID, uid store.UID, modseq store.Mo
 		date = time.Now()
 	}
 	_, off := date.Zone()
-	_, err = w.exec(insertMessage, mbox, uid, modseq, f.Sys&sysMask, joinKeywords(kws), date.Unix(), off, size, blob)
+	_, err = w.exec(insertMessage, id, mbox, uid, modseq, f.Sys&sysMask, joinKeywords(kws), date.Unix(), off, size, blob)
 	return err
 }
 
@@ -180,7 +192,11 @@ func (w *wtx) deliverOne(t store.DeliveryTarget, size, blob int64, now time.Time
 		return err
 	}
 	modseq := m.HighestModSeq + 1
-	if err := w.insertMessage(m.ID, m.UIDNext, modseq, t.Flags, now, size, blob); err != nil {
+	id, err := w.allocIDs(1)
+	if err != nil {
+		return err
+	}
+	if err := w.insertMessage(id, m.ID, m.UIDNext, modseq, t.Flags, now, size, blob); err != nil {
 		return err
 	}
 	if _, err := w.exec(`UPDATE mailboxes SET uidnext = ?, highest_modseq = ? WHERE id = ?`, m.UIDNext+1, modseq, m.ID); err != nil {
@@ -300,7 +316,7 @@ func (s *Store) SetFlags(ctx context.Context, acct store.AccountID, mbox store.M
 				continue
 			}
 			kw := joinKeywords(kws)
-			if _, err := w.exec(`UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?`, sys, kw, modseq, r.id); err != nil {
+			if _, err := w.exec(`UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?`, sys, kw, modseq, m.ID, r.uid); err != nil {
 				return err
 			}
 			res.Updated = append(res.Updated, store.FlagUpdate{UID: r.uid, Flags: store.Flags{Sys: sys, Keywords: splitKeywords(kw)}, ModSeq: modseq})
@@ -455,6 +471,10 @@ func (w *wtx) copyMessages(src, dst store.Mailbox, set store.UIDSet, move bool) 
 	}
 	modseq := dst.HighestModSeq + 1
 	uid := dst.UIDNext
+	id, err := w.allocIDs(len(rows))
+	if err != nil {
+		return res, err
+	}
 	res.SrcUIDs = make([]store.UID, 0, len(rows))
 	res.DstUIDs = make([]store.UID, 0, len(rows))
 	for _, r := range rows {
@@ -465,12 +485,13 @@ func (w *wtx) copyMessages(src, dst store.Mailbox, set store.UIDSet, move bool) 
 		if err != nil {
 			return res, err
 		}
-		if _, err := w.exec(insertMessage, dst.ID, uid, modseq, r.flags, joinKeywords(kws), r.date, r.tz, r.size, r.blob); err != nil {
+		if _, err := w.exec(insertMessage, id, dst.ID, uid, modseq, r.flags, joinKeywords(kws), r.date, r.tz, r.size, r.blob); err != nil {
 			return res, err
 		}
 		res.SrcUIDs = append(res.SrcUIDs, r.uid)
 		res.DstUIDs = append(res.DstUIDs, uid)
 		uid++
+		id++
 	}
 	if _, err := w.exec(`UPDATE mailboxes SET uidnext = ?, highest_modseq = ? WHERE id = ?`, uid, modseq, dst.ID); err != nil {
 		return res, err

@@ -139,6 +139,72 @@ WHEN OLD.flags != NEW.flags BEGIN
 	WHERE id = NEW.mailbox_id;
 END;
 `,
+
+	// 2: messages clustered by (mailbox_id, uid): a range of UIDs is one
+	// B-tree walk instead of an index walk plus a lookup per row (2-3x
+	// faster scans of big mailboxes). Message IDs now come from a
+	// counter in meta.
+	`
+CREATE TABLE messages_new(
+	mailbox_id    INTEGER NOT NULL,
+	uid           INTEGER NOT NULL,
+	id            INTEGER NOT NULL,
+	modseq        INTEGER NOT NULL,
+	flags         INTEGER NOT NULL,
+	keywords      TEXT NOT NULL DEFAULT '',
+	internal_date INTEGER NOT NULL,
+	internal_tz   INTEGER NOT NULL,
+	size          INTEGER NOT NULL,
+	blob_id       INTEGER NOT NULL,
+	PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+INSERT INTO messages_new(mailbox_id, uid, id, modseq, flags, keywords, internal_date, internal_tz, size, blob_id)
+	SELECT mailbox_id, uid, id, modseq, flags, keywords, internal_date, internal_tz, size, blob_id FROM messages;
+INSERT INTO meta(key, value) VALUES('next_message_id', max(
+	coalesce((SELECT max(id) FROM messages), 0),
+	coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)) + 1);
+DROP TABLE messages;
+ALTER TABLE messages_new RENAME TO messages;
+CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX messages_blob ON messages(blob_id);
+
+-- Counters are kept by triggers so that no code path can forget one.
+CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN
+	UPDATE mailboxes SET messages = messages + 1,
+		unseen = unseen + ((NEW.flags & 1) = 0),
+		deleted = deleted + ((NEW.flags & 8) != 0),
+		size = size + NEW.size
+	WHERE id = NEW.mailbox_id;
+	UPDATE accounts SET used_bytes = used_bytes + NEW.size
+	WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+
+CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN
+	UPDATE mailboxes SET messages = messages - 1,
+		unseen = unseen - ((OLD.flags & 1) = 0),
+		deleted = deleted - ((OLD.flags & 8) != 0),
+		size = size - OLD.size
+	WHERE id = OLD.mailbox_id;
+	UPDATE accounts SET used_bytes = used_bytes - OLD.size
+	WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+END;
+
+CREATE TRIGGER messages_del_blob AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id) BEGIN
+	INSERT OR IGNORE INTO dead_files(name)
+		SELECT file FROM blobs WHERE id = OLD.blob_id AND file IS NOT NULL;
+	DELETE FROM texts WHERE blob_id = OLD.blob_id;
+	DELETE FROM blobs WHERE id = OLD.blob_id;
+END;
+
+CREATE TRIGGER messages_flags AFTER UPDATE OF flags ON messages
+WHEN OLD.flags != NEW.flags BEGIN
+	UPDATE mailboxes SET
+		unseen = unseen + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0),
+		deleted = deleted + ((NEW.flags & 8) != 0) - ((OLD.flags & 8) != 0)
+	WHERE id = NEW.mailbox_id;
+END;
+`,
 }
 
 // migrate brings the schema up to date, one transaction per migration.
