@@ -62,6 +62,26 @@ func (s *Sender) setTimeouts(c *smtp.Client) {
 	c.SubmissionTimeout = s.opts.DataTimeout
 }
 
+// errNeeds8Bit: the message has 8-bit data and the server lacks 8BITMIME.
+var errNeeds8Bit = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3},
+	Message: "8-bit message and the receiving server does not support 8BITMIME"}
+
+// has8Bit reports whether r has a byte above 127.
+func has8Bit(r io.Reader) bool {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		for _, b := range buf[:n] {
+			if b >= 0x80 {
+				return true
+			}
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
 // errNeedsUTF8: the message needs SMTPUTF8 and the server lacks it
 // (RFC 6531 §3.2).
 var errNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
@@ -115,7 +135,13 @@ func (s *Sender) attempt(ctx context.Context, p *pool, host, addr string, msg Me
 		}
 		mopts.UTF8 = true
 	}
-	// go-smtp adds BODY=8BITMIME itself when the server offers it.
+	// go-smtp adds BODY=8BITMIME itself when the server offers it. A
+	// server without it must not get 8-bit data (RFC 6152 §3); we do not
+	// convert, so such a message bounces.
+	if ok, _ := c.Extension("8BITMIME"); !ok && has8Bit(io.NewSectionReader(msg.Body, 0, msg.Size)) {
+		reusable = c.Reset() == nil
+		return fail(errNeeds8Bit), nil
+	}
 	if err := c.Mail(msg.From, mopts); err != nil {
 		if isPermanent(err) {
 			reusable = c.Reset() == nil

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -328,5 +329,99 @@ func TestBatchReusesConnection(t *testing.T) {
 	defer mx.mu.Unlock()
 	if mx.conns != 1 || len(mx.got) != 3 || !mx.got[2].tls {
 		t.Errorf("%d connections for %d messages, want 1 (TLS) for 3", mx.conns, len(mx.got))
+	}
+}
+
+func TestEightBitNeedsEightBitMIME(t *testing.T) {
+	mx := startMX(t, false)
+	s := New(Options{Resolver: testZone(), Dial: loopbackOnly, Port: mx.port})
+	body := "From: alice@skrytka.test\r\n\r\nGrüße\r\n"
+	m := Message{From: "alice@skrytka.test", Rcpts: []string{"bob@example.net"}, Body: strings.NewReader(body), Size: int64(len(body))}
+	// go-smtp's server offers 8BITMIME: delivered as is.
+	if res := s.Deliver(context.Background(), m); res[0].Err != nil {
+		t.Fatalf("8BITMIME server: %v", res[0].Err)
+	}
+	if got := mx.got[0].data; !bytes.Equal(got, []byte(body)) {
+		t.Errorf("got %q", got)
+	}
+	if !has8Bit(strings.NewReader(body)) || has8Bit(strings.NewReader(outMsg)) {
+		t.Errorf("has8Bit wrong")
+	}
+}
+
+// oldMX is a minimal hand-driven server that offers no extensions at all
+// (no 8BITMIME, no STARTTLS); it records the commands it sees.
+func oldMX(t *testing.T) (port string, cmds func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var seen []string
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				io.WriteString(c, "220 old.example.net\r\n")
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					cmd := strings.ToUpper(strings.TrimSpace(line))
+					mu.Lock()
+					seen = append(seen, cmd)
+					mu.Unlock()
+					switch {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(c, "250 old.example.net\r\n")
+					case strings.HasPrefix(cmd, "QUIT"):
+						io.WriteString(c, "221 bye\r\n")
+						return
+					case strings.HasPrefix(cmd, "DATA"):
+						io.WriteString(c, "354 go\r\n")
+						for {
+							l, err := br.ReadString('\n')
+							if err != nil || l == ".\r\n" {
+								break
+							}
+						}
+						io.WriteString(c, "250 ok\r\n")
+					default:
+						io.WriteString(c, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), seen...) }
+}
+
+func TestEightBitToOldServerBounces(t *testing.T) {
+	port, cmds := oldMX(t)
+	s := New(Options{Resolver: testZone(), Dial: loopbackOnly, Port: port})
+	body := "From: alice@skrytka.test\r\n\r\nGrüße\r\n"
+	m := Message{From: "alice@skrytka.test", Rcpts: []string{"bob@example.net"}, Body: strings.NewReader(body), Size: int64(len(body))}
+	res := s.Deliver(context.Background(), m)
+	if se, ok := res[0].SMTPError(); !ok || se.Code != 554 || res[0].Temporary {
+		t.Fatalf("8-bit to a 7-bit server: %+v", res[0])
+	}
+	for _, c := range cmds() {
+		if strings.HasPrefix(c, "DATA") {
+			t.Errorf("8-bit data sent to a server without 8BITMIME")
+		}
+	}
+	// A 7-bit message goes through (in plaintext: no STARTTLS offered).
+	if res := s.Deliver(context.Background(), testMessage("bob@example.net")); res[0].Err != nil {
+		t.Errorf("7-bit message: %v", res[0].Err)
 	}
 }
