@@ -1,8 +1,9 @@
 // Package queue is the durable outbound mail queue: messages from our users
 // to other domains wait here until internal/outbound has delivered them,
-// with retries and backoff for temporary failures, and a delivery status
-// notification (RFC 3464) to the sender for permanent failures and for
-// messages that stay undeliverable for MaxAge (default 5 days).
+// with retries and backoff for temporary failures, and delivery status
+// notifications (RFC 3464) to the sender: "delayed" once after
+// DelayWarning (default 4 hours), "failed" for permanent failures and for
+// messages still undeliverable after MaxAge (default 5 days).
 //
 // Storage: the queue lives in the store through the ordinary store.Store
 // interface, so it is durable (fsync before Enqueue returns) and survives
@@ -16,6 +17,7 @@
 //	X-Skrytka-Queue-Arrival: <unix seconds>
 //	X-Skrytka-Queue-Attempts: <n>
 //	X-Skrytka-Queue-Next: <unix seconds>   (not before this time)
+//	X-Skrytka-Queue-Warned: 1              (a "delayed" DSN went out)
 //
 // An entry is never changed in place: after an attempt that leaves
 // recipients pending, the updated entry is appended and the old one then
@@ -52,6 +54,8 @@ const SystemAddress = "outbound-queue@skrytka.invalid"
 const (
 	DefaultMaxAge   = 5 * 24 * time.Hour
 	DefaultInterval = time.Minute
+	// DefaultDelayWarning is when the sender hears that delivery is slow.
+	DefaultDelayWarning = 4 * time.Hour
 	// DefaultConcurrency bounds parallel delivery attempts.
 	DefaultConcurrency = 8
 	// maxEnvelopeBytes bounds the envelope block read from an entry.
@@ -64,6 +68,7 @@ const (
 	hdrArrival  = "X-Skrytka-Queue-Arrival"
 	hdrAttempts = "X-Skrytka-Queue-Attempts"
 	hdrNext     = "X-Skrytka-Queue-Next"
+	hdrWarned   = "X-Skrytka-Queue-Warned"
 )
 
 // Options configure a Queue.
@@ -73,6 +78,10 @@ type Options struct {
 	// MaxAge is how long a message is retried before it bounces.
 	// Default DefaultMaxAge (RFC 5321 §4.5.4.1: at least 4-5 days).
 	MaxAge time.Duration
+	// DelayWarning: a message still undelivered this long after arrival
+	// gets one "delayed" DSN to its sender (RFC 3464 action "delayed").
+	// Default DefaultDelayWarning; negative: never.
+	DelayWarning time.Duration
 	// Interval is how often Run looks for due entries. Default DefaultInterval.
 	Interval time.Duration
 	// Concurrency is how many entries are attempted at once.
@@ -104,6 +113,9 @@ func Open(ctx context.Context, st store.Store, sender *outbound.Sender, opts Opt
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.DelayWarning == 0 {
+		opts.DelayWarning = DefaultDelayWarning
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
@@ -307,6 +319,7 @@ type envelope struct {
 	Arrival  time.Time
 	Attempts int
 	Next     time.Time
+	Warned   bool // a "delayed" DSN has been sent
 }
 
 func (e envelope) marshal() string {
@@ -318,6 +331,9 @@ func (e envelope) marshal() string {
 	b.WriteString(hdrArrival + ": " + strconv.FormatInt(e.Arrival.Unix(), 10) + "\r\n")
 	b.WriteString(hdrAttempts + ": " + strconv.Itoa(e.Attempts) + "\r\n")
 	b.WriteString(hdrNext + ": " + strconv.FormatInt(e.Next.Unix(), 10) + "\r\n")
+	if e.Warned {
+		b.WriteString(hdrWarned + ": 1\r\n")
+	}
 	return b.String()
 }
 
@@ -354,6 +370,8 @@ func parseEnvelope(r io.Reader) (envelope, int64, error) {
 			} else {
 				env.Next = time.Unix(n, 0)
 			}
+		case hdrWarned:
+			env.Warned = value == "1"
 		case hdrAttempts:
 			n, err := strconv.Atoi(value)
 			if err != nil {

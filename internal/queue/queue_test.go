@@ -348,3 +348,25 @@ func TestRemoteSenderBounceNoLoop(t *testing.T) {
 		t.Errorf("bounce of a bounce queued: %+v", l)
 	}
 }
+
+func TestDelayWarningOnce(t *testing.T) {
+	f := newFixture(t)
+	f.mx.set("temp")
+	f.enqueue()
+	f.runOnce() // attempt 1: deferred, no warning yet
+	if n := len(f.aliceInbox()); n != 0 {
+		t.Fatalf("warned too early (%d messages)", n)
+	}
+	f.now = f.now.Add(DefaultDelayWarning + time.Minute)
+	f.runOnce() // deferred again, now old enough: one "delayed" DSN
+	f.now = f.now.Add(time.Hour)
+	f.runOnce() // and no second one
+	inbox := f.aliceInbox()
+	if len(inbox) != 1 {
+		t.Fatalf("alice has %d messages, want one delay warning", len(inbox))
+	}
+	checkDSN(t, inbox[0], "delayed", "4.7.1", "bob@example.net")
+	if l := f.list(); len(l) != 1 || l[0].Attempts != 3 {
+		t.Errorf("entry: %+v", l)
+	}
+}

@@ -100,7 +100,7 @@ func (q *Queue) process(ctx context.Context, batch *outbound.Batch, uid store.UI
 	now := q.opts.Now()
 	expired := now.Sub(env.Arrival) >= q.opts.MaxAge
 	var pending []string
-	var failed []outbound.Result
+	var failed, deferred []outbound.Result
 	for _, res := range results {
 		switch {
 		case res.Err == nil:
@@ -117,14 +117,21 @@ func (q *Queue) process(ctx context.Context, batch *outbound.Batch, uid store.UI
 		default:
 			q.log.Info("delivery deferred", "from", env.From, "rcpt", res.Rcpt, "err", res.Err)
 			pending = append(pending, res.Rcpt)
+			deferred = append(deferred, res)
 		}
 	}
 	if len(failed) > 0 {
-		if err := q.bounce(ctx, env, io.NewSectionReader(r, off, size), failed, now); err != nil {
+		if err := q.notify(ctx, env, io.NewSectionReader(r, off, size), failed, false, now); err != nil {
 			// The failure is recorded in the log; the message itself
 			// cannot be delivered, so it does not stay queued for this.
 			q.log.Error("DSN not stored", "from", env.From, "err", err)
 		}
+	}
+	if len(deferred) > 0 && !env.Warned && q.opts.DelayWarning > 0 && now.Sub(env.Arrival) >= q.opts.DelayWarning {
+		if err := q.notify(ctx, env, io.NewSectionReader(r, off, size), deferred, true, now); err != nil {
+			q.log.Error("delay DSN not stored", "from", env.From, "err", err)
+		}
+		env.Warned = true
 	}
 	if len(pending) > 0 {
 		env.To = pending
@@ -136,16 +143,16 @@ func (q *Queue) process(ctx context.Context, batch *outbound.Batch, uid store.UI
 	return err
 }
 
-// bounce sends a DSN for failed recipients to the envelope sender: into
-// their INBOX when they are ours, else through the queue with the null
-// reverse-path. A message with the null sender is never bounced (RFC 5321
-// §4.5.5).
-func (q *Queue) bounce(ctx context.Context, env envelope, msg io.Reader, failed []outbound.Result, now time.Time) error {
+// notify sends a DSN for failed (or, with delayed, still pending)
+// recipients to the envelope sender: into their INBOX when they are ours,
+// else through the queue with the null reverse-path. A message with the
+// null sender never causes a DSN (RFC 5321 §4.5.5).
+func (q *Queue) notify(ctx context.Context, env envelope, msg io.Reader, results []outbound.Result, delayed bool, now time.Time) error {
 	if env.From == "" {
 		return nil
 	}
 	dsn := outbound.DSN{ReportingMTA: q.opts.Hostname, Sender: env.From, Arrival: env.Arrival,
-		Header: headerSection(msg), Results: failed}.Build(now)
+		Header: headerSection(msg), Results: results, Delayed: delayed}.Build(now)
 	acct, err := q.localAccount(ctx, env.From)
 	if errors.Is(err, store.ErrNotFound) {
 		return q.add(ctx, envelope{To: []string{env.From}, Arrival: now, Next: now}, bytes.NewReader(dsn), 0)
