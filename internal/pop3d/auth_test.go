@@ -75,7 +75,7 @@ func TestAuthPlain(t *testing.T) {
 // (Its refusals, ErrThrottled, map to [SYS/TEMP]: TestMapError.)
 func TestLoginThrottled(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
-		o.Auth = &auth.Authenticator{Store: o.Store, Throttle: auth.Throttle{Delay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond}}
+		o.Auth = &auth.Authenticator{Store: o.Store, Throttle: auth.Throttle{Delay: 100 * time.Millisecond, MaxDelay: 400 * time.Millisecond}}
 		o.MaxBadCommands = 100
 	})
 	c := e.dialGreeted()
@@ -83,11 +83,12 @@ func TestLoginThrottled(t *testing.T) {
 		c.cmd("USER " + e.acct.Address).expect("+OK send PASS")
 		c.cmd("PASS wrong").expect("-ERR [AUTH] authentication failed")
 	}
-	// After three failures the next attempt waits 50·2² = 200 ms.
+	// After three failures the next attempt waits 100·2² = 400 ms after
+	// the last one.
 	start := time.Now()
 	c.cmd("USER " + e.acct.Address).expect("+OK send PASS")
 	c.cmd("PASS " + testPassword).expectPrefix("+OK maildrop locked")
-	if d := time.Since(start); d < 150*time.Millisecond {
+	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("login after three failures took %v: not slowed", d)
 	}
 }

@@ -25,7 +25,8 @@ func TestAuthTimeout(t *testing.T) {
 // TestIdleTimeout: the autologout timer ends a session without UPDATE and
 // releases the lock.
 func TestIdleTimeout(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond })
+	// Long enough for a loaded machine to send DELE in time.
+	e := newEnv(t, func(o *Options) { o.IdleTimeout = 2 * time.Second })
 	deliver(t, e.st, e.acct, e.inbox.ID, msg1)
 	c := e.login()
 	c.cmd("DELE 1").expect("+OK message 1 deleted")
