@@ -123,6 +123,7 @@ func TestBadInputIMAP(t *testing.T) {
 		{"NUL in mailbox name", "auth", "a SELECT \"IN\x00BOX\"\r\n", []string{"a BAD|a NO"}, false},
 		{"bare LF", "auth", "a NOOP\n", []string{"a OK|a BAD"}, false},
 		{"only CRLF", "auth", "\r\n", []string{"* BAD|BAD"}, false},
+		{"HTTP first", "pre", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", []string{"* BYE"}, true},
 		{"binary junk", "auth", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n", []string{"* BAD|\x16"}, false},
 		// Literals.
 		{"literal over APPENDLIMIT", "auth", "a APPEND INBOX {999999999}\r\n", []string{"a NO [TOOBIG]"}, false},

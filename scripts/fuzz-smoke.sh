@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the module for a short fixed time each
+# (FUZZTIME, default 10s) and prints the executions per target. Exits
+# non-zero if any target finds a failure; the failing input is then in
+# that package's testdata/fuzz/<Target>/ (commit it with the fix).
+#
+#   scripts/fuzz-smoke.sh                 # every target, 10 s each
+#   FUZZTIME=2m scripts/fuzz-smoke.sh     # longer
+#   scripts/fuzz-smoke.sh ./internal/imapd   # one package
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-10s}
+pkgs=("$@")
+if ((${#pkgs[@]} == 0)); then
+	mapfile -t pkgs < <(grep -rl --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(f \*testing.F)' . |
+		xargs -n1 dirname | sort -u)
+fi
+
+start=$(date +%s)
+failed=0
+summary=()
+for pkg in "${pkgs[@]}"; do
+	pkg="./${pkg#./}"
+	mapfile -t targets < <(grep -h -o '^func Fuzz[A-Za-z0-9_]*(f \*testing.F)' "$pkg"/*_test.go || true)
+	for t in "${targets[@]}"; do
+		name=${t#func }
+		name=${name%%(*}
+		log=$(mktemp)
+		t0=$(date +%s)
+		if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1; then
+			result=ok
+		else
+			result=FAIL
+			failed=1
+			cat "$log"
+		fi
+		execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+		summary+=("$(printf '%-5s %-45s %10s execs  %3ss' "$result" "$pkg $name" "${execs:-?}" "$(($(date +%s) - t0))")")
+		rm -f "$log"
+	done
+done
+printf '%s\n' "${summary[@]}"
+echo "fuzz smoke: ${#summary[@]} targets, ${fuzztime} each, $(($(date +%s) - start)) s in total"
+exit $failed
