@@ -347,6 +347,41 @@ func (c *conn) runSearch(p *searchProg) ([]store.UID, store.ModSeq, error) {
 		k.hits = hits
 	}
 	all := s.t.appendUIDRange(nil, 1, max)
+	// Keys that must hold (top-level AND) and that the text index answers
+	// exactly or as a superset narrow the messages to read: BODY/TEXT
+	// exactly; FROM/TO/CC/BCC/SUBJECT through the header text when the
+	// needle cannot straddle the way our address strings are built.
+	var restrict []store.UID
+	restricted := false
+	narrow := func(hits []store.UID) {
+		if !restricted {
+			restrict, restricted = hits, true
+			return
+		}
+		restrict = intersectSorted(restrict, hits)
+	}
+	for _, k := range p.root.kids {
+		switch k.op {
+		case "BODY", "TEXT":
+			narrow(k.hits)
+		case "FROM", "TO", "CC", "BCC", "SUBJECT":
+			if !prefilterSafe(k.str) {
+				continue
+			}
+			hits, err := st.SearchText(c.ctx, c.acct.ID, s.mbox.ID, restrictOrNil(restrict, restricted), store.TextHeader, k.str)
+			if err != nil {
+				return nil, 0, err
+			}
+			narrow(hits)
+		}
+	}
+	if restricted {
+		var set store.UIDSet
+		for _, r := range store.UIDSetOf(restrict...) {
+			set = s.t.appendUIDRange(set, r.Start, r.Stop)
+		}
+		all = set
+	}
 	var out []store.UID
 	var maxMod store.ModSeq
 	for _, chunk := range splitSet(all, fetchBatch) {
@@ -523,4 +558,40 @@ func (e *evalCtx) headerContains(field, needle string) bool {
 func setContains(s store.UIDSet, u store.UID) bool {
 	i := sort.Search(len(s), func(i int) bool { return s[i].Stop >= u })
 	return i < len(s) && s[i].Start <= u
+}
+
+// prefilterSafe reports whether a FROM/TO/CC/BCC/SUBJECT needle found by
+// our matching is sure to occur in the store's header text too: it has
+// no space, quote, backslash, angle bracket, parenthesis or comma, which
+// differ between the raw header and the strings we match against.
+func prefilterSafe(needle string) bool {
+	return needle != "" && !strings.ContainsAny(needle, " \t\"\\<>(),")
+}
+
+func restrictOrNil(r []store.UID, ok bool) []store.UID {
+	if !ok {
+		return nil
+	}
+	if r == nil {
+		return []store.UID{}
+	}
+	return r
+}
+
+// intersectSorted intersects two ascending UID lists.
+func intersectSorted(a, b []store.UID) []store.UID {
+	out := []store.UID{}
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
 }

@@ -30,6 +30,9 @@ func TestSearch(t *testing.T) {
 		{"(SEEN) (UNDELETED)", "* SEARCH 1"},
 		{"FROM alice", "* SEARCH 1"},
 		{"FROM \"Bob\"", "* SEARCH 2"},
+		{"FROM \"alice <alice@\"", "* SEARCH 1"}, // matched on "Name <addr>", not the raw header
+		{"FROM example.org BODY good", "* SEARCH 1"},
+		{"FROM nobody", "* SEARCH"},
 		{"TO alice", "* SEARCH 2"},
 		{"CC carol", "* SEARCH 2"},
 		{"SUBJECT report", "* SEARCH 1"},
