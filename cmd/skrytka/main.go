@@ -45,6 +45,11 @@ Usage:
   skrytka user policy ADDRESS POLICY [-config FILE]
                                          POP3 after-download policy of one account:
                                          expunge, trash, archive, keep or default
+  skrytka queue list [-config FILE]      outbound messages waiting for delivery
+  skrytka queue retry ID [-config FILE]  try an entry again now
+  skrytka queue drop ID [-config FILE]   remove an entry without notice to its sender
+  skrytka dkim generate DOMAIN [-selector S] [-config FILE]
+                                         make a DKIM key, print the DNS record to publish
   skrytka version
   skrytka help
 
@@ -53,8 +58,8 @@ data in ./skrytka-data). Without -password-stdin, user add and passwd ask
 for the password on the terminal without echo; with it, they read one line
 from standard input.
 
-The user commands open the store directly, or, when a server is running
-on the embedded store, ask it through data_dir/admin.sock.
+The user and queue commands open the store directly, or, when a server
+is running on the embedded store, ask it through data_dir/admin.sock.
 
 Exit status: 0 ok, 1 failure at run time, 2 bad usage, config or start-up.
 `
@@ -90,6 +95,10 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return cmdServe(rest, stdout, stderr)
 	case "user":
 		return cmdUser(rest, stdin, stdout, stderr)
+	case "queue":
+		return cmdQueue(rest, stdout, stderr)
+	case "dkim":
+		return cmdDKIM(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "skrytka", versionString())
 		return nil

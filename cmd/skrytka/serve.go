@@ -106,10 +106,27 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	// The outbound queue: mail our users submit for other domains.
+	outq, err := openQueue(ctx, &cfg, st, log)
+	if err != nil {
+		return err
+	}
+	queueCtx, stopQueue := context.WithCancel(context.Background())
+	queueDone := make(chan struct{})
+	go func() {
+		defer close(queueDone)
+		outq.Run(queueCtx)
+	}()
+	defer func() {
+		// Before the store closes: stop the queue and wait for it.
+		stopQueue()
+		<-queueDone
+	}()
+
 	if cfg.Storage.Backend == "sqlite" {
 		// `skrytka user ...` cannot open the embedded store while we hold
 		// it: serve its requests on a socket in data_dir.
-		sock := &admin.SocketServer{Store: st, Domains: cfg.Domains, Logger: log}
+		sock := &admin.SocketServer{Store: st, Domains: cfg.Domains, Queue: outq, Logger: log}
 		if err := sock.ListenSocket(cfg.DataDir); err != nil {
 			log.Warn("no admin socket; stop the server to manage users", "err", err)
 		} else {
@@ -149,6 +166,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		Auth:      authn,
 		TLSConfig: tlsConfig,
 		Limiter:   limiter,
+		Queue:     outq,
 		Logger:    log,
 		Hostname:  cfg.Hostname,
 		Plaintext: plaintext,

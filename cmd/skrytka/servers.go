@@ -12,6 +12,7 @@ import (
 	"github.com/skrytka/skrytka/internal/imapd"
 	"github.com/skrytka/skrytka/internal/listen"
 	"github.com/skrytka/skrytka/internal/pop3d"
+	"github.com/skrytka/skrytka/internal/queue"
 	"github.com/skrytka/skrytka/internal/smtpd"
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -29,6 +30,7 @@ type deps struct {
 	Auth      *auth.Authenticator
 	TLSConfig *tls.Config
 	Limiter   *listen.Limiter
+	Queue     *queue.Queue
 	Logger    *slog.Logger
 	Hostname  string
 	Plaintext auth.PlaintextPolicy
@@ -71,7 +73,6 @@ func rejectLine(format string) listen.RejectFunc {
 
 // services builds every protocol server this binary has. Adding one is a
 // few explicit lines here: its Options from cfg and d, and its ports.
-// Submission (issue 6) is not wired yet: its listeners are not opened.
 func services(cfg *config.Config, d deps) []*service {
 	var svcs []*service
 
@@ -120,6 +121,18 @@ func services(cfg *config.Config, d deps) []*service {
 	lmtp := smtpd.New(lmtpOpts)
 	svcs = append(svcs, &service{name: "lmtp", srv: lmtp, ports: []port{
 		{proto: "lmtp", addr: cfg.LMTP.Listen, serve: lmtp.Serve},
+	}})
+
+	// Submission (RFC 6409 on 587 with STARTTLS, RFC 8314 implicit TLS on
+	// 465): our users' outgoing mail, local recipients delivered at once,
+	// others through the outbound queue.
+	subOpts := smtpOpts
+	subOpts.Mode = smtpd.ModeSubmission
+	subOpts.Queue = d.Queue
+	sub := smtpd.New(subOpts)
+	svcs = append(svcs, &service{name: "submission", srv: sub, ports: []port{
+		{proto: "submission", addr: cfg.Submission.Listen, serve: sub.Serve},
+		{proto: "submissions", addr: cfg.Submission.TLSListen, tls: true, serve: sub.ServeTLS},
 	}})
 
 	return svcs

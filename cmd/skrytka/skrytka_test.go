@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -62,15 +63,15 @@ func (s *syncBuffer) String() string {
 }
 
 // ports are the listener addresses of a test config.
-type ports struct{ imap, imaps, pop3, pop3s, smtp, lmtp string }
+type ports struct{ imap, imaps, pop3, pop3s, smtp, lmtp, sub, subs string }
 
 // writeConfig writes a config with free ports into dir. dataDir "" leaves
 // data_dir at its default (./skrytka-data, relative to the working
 // directory). extra is appended verbatim.
 func writeConfig(t *testing.T, dir, dataDir, extra string) (string, ports) {
 	t.Helper()
-	a := testharness.FreeAddrs(t, 6)
-	p := ports{a[0], a[1], a[2], a[3], a[4], a[5]}
+	a := testharness.FreeAddrs(t, 9)
+	p := ports{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]}
 	var b strings.Builder
 	if dataDir != "" {
 		fmt.Fprintf(&b, "data_dir = %q\n", dataDir)
@@ -78,7 +79,10 @@ func writeConfig(t *testing.T, dir, dataDir, extra string) (string, ports) {
 	fmt.Fprintf(&b, "[imap]\nlisten = %q\ntls_listen = %q\n", p.imap, p.imaps)
 	fmt.Fprintf(&b, "[pop3]\nlisten = %q\ntls_listen = %q\n", p.pop3, p.pop3s)
 	fmt.Fprintf(&b, "[smtp]\nlisten = %q\n[lmtp]\nlisten = %q\n", p.smtp, p.lmtp)
-	fmt.Fprintf(&b, "[submission]\nlisten = \"\"\ntls_listen = \"\"\n")
+	fmt.Fprintf(&b, "[submission]\nlisten = %q\ntls_listen = %q\n", p.sub, p.subs)
+	// Outbound mail goes to a loopback port where nobody listens: tests
+	// never reach the network, and deliveries stay queued.
+	fmt.Fprintf(&b, "[queue]\nsmarthost = %q\n", a[8])
 	b.WriteString(extra)
 	path := filepath.Join(dir, "skrytka.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
@@ -200,7 +204,9 @@ func TestServeStartAcceptStop(t *testing.T) {
 	tlsCfg := selfSignedClient(t, dataDir)
 	testharness.DialTLS(t, p.imaps, tlsCfg).Expect("* OK")
 	testharness.DialTLS(t, p.pop3s, tlsCfg).Expect("+OK")
-	for _, want := range []string{p.imap, p.imaps, p.pop3, p.pop3s, p.smtp, p.lmtp} {
+	testharness.Dial(t, p.sub).Expect("220 ")
+	testharness.DialTLS(t, p.subs, tlsCfg).Expect("220 ")
+	for _, want := range []string{p.imap, p.imaps, p.pop3, p.pop3s, p.smtp, p.lmtp, p.sub, p.subs} {
 		if !strings.Contains(srv.stdout.String(), want) {
 			t.Errorf("start-up output does not list %s:\n%s", want, srv.stdout)
 		}
@@ -565,5 +571,72 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	if code, _, errOut := runOnce(t, t.TempDir(), "", "frobnicate"); code != 2 || !strings.Contains(errOut, "frobnicate") {
 		t.Errorf("unknown command: %d %q", code, errOut)
+	}
+}
+
+// TestSubmissionQueue: a message submitted for another domain is queued
+// (the smarthost is unreachable), shows in `skrytka queue list` while the
+// server runs, and `queue drop` removes it. A DKIM key made with `dkim
+// generate` is loaded at start.
+func TestSubmissionQueue(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	cfg, p := writeConfig(t, dir, dataDir, "")
+	if code, _, e := runOnce(t, dir, "sender-password\n", "user", "add", "sender@localhost", "-password-stdin", "-config", cfg); code != 0 {
+		t.Fatalf("user add: %d %s", code, e)
+	}
+	code, out, errOut := runOnce(t, dir, "", "dkim", "generate", "localhost", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "skrytka._domainkey.localhost. IN TXT \"v=DKIM1; k=rsa; p=") {
+		t.Fatalf("dkim generate: %d %s %s", code, out, errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "dkim", "localhost", "skrytka.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("dkim key file: %v %v", fi, err)
+	}
+	if code, _, _ := runOnce(t, dir, "", "dkim", "generate", "localhost", "-config", cfg); code != 2 {
+		t.Fatalf("second dkim generate: exit %d, want 2 (key exists)", code)
+	}
+	if code, _, _ := runOnce(t, dir, "", "dkim", "generate", "example.com", "-config", cfg); code != 2 {
+		t.Fatalf("dkim generate for a foreign domain: exit %d, want 2", code)
+	}
+
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+	c := testharness.Dial(t, p.sub)
+	c.Expect("220 ")
+	c.Send("EHLO client.test")
+	c.ExpectUntil("250 ")
+	c.Send("AUTH PLAIN %s", base64.StdEncoding.EncodeToString([]byte("\x00sender@localhost\x00sender-password")))
+	c.Expect("235 ")
+	c.Send("MAIL FROM:<sender@localhost>")
+	c.Expect("250 ")
+	c.Send("RCPT TO:<someone@remote.test>")
+	c.Expect("250 ")
+	c.Send("DATA")
+	c.Expect("354 ")
+	c.Write("From: sender@localhost\r\nTo: someone@remote.test\r\nSubject: out\r\n\r\nhello\r\n.\r\n")
+	c.Expect("250 ")
+	c.Send("QUIT")
+
+	code, out, errOut = runOnce(t, dir, "", "queue", "list", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "someone@remote.test") || !strings.Contains(out, "sender@localhost") {
+		t.Fatalf("queue list: %d\n%s%s", code, out, errOut)
+	}
+	id := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1])[0]
+	if code, _, e := runOnce(t, dir, "", "queue", "drop", "999999", "-config", cfg); code != 2 {
+		t.Fatalf("drop of a missing entry: exit %d %s", code, e)
+	}
+	if code, _, e := runOnce(t, dir, "", "queue", "drop", id, "-config", cfg); code != 0 {
+		t.Fatalf("queue drop %s: %d %s", id, code, e)
+	}
+	if _, out, _ := runOnce(t, dir, "", "queue", "list", "-config", cfg); strings.Contains(out, "remote.test") {
+		t.Fatalf("entry still listed after drop:\n%s", out)
+	}
+	// The queue's system account is not a user.
+	if _, out, _ := runOnce(t, dir, "", "user", "list", "-config", cfg); strings.Contains(out, "invalid") {
+		t.Fatalf("user list shows a system account:\n%s", out)
+	}
+	srv.signal(t, syscall.SIGTERM)
+	if code := srv.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }

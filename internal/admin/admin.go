@@ -1,7 +1,9 @@
 // Package admin holds the account operations behind the `skrytka user`
 // commands and `serve -demo`: add, change password, delete and list
-// accounts, and set up the demo account with its welcome message. The CLI
-// is a thin shell over it and tests call the same functions.
+// accounts, and set up the demo account with its welcome message; and the
+// admin socket through which those commands (and `skrytka queue`) reach a
+// running server. The CLI is a thin shell over it and tests call the same
+// functions.
 //
 // It works on any store.Store and never imports a backend; it prints
 // nothing (callers decide what a person sees). Invariants: addresses are
@@ -149,6 +151,11 @@ func SetDownloadPolicy(ctx context.Context, st store.Store, address, policy stri
 	return st.SetDownloadPolicy(ctx, acct.ID, policy)
 }
 
+// SystemDomain holds accounts Skrytka makes for itself (the outbound
+// queue's); ListUsers leaves them out. The .invalid TLD (RFC 2606) is
+// never a real mail domain.
+const SystemDomain = "@skrytka.invalid"
+
 // UserInfo is one line of ListUsers.
 type UserInfo struct {
 	Address        string
@@ -163,9 +170,12 @@ func ListUsers(ctx context.Context, st store.Store) ([]UserInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]UserInfo, len(accts))
-	for i, a := range accts {
-		out[i] = UserInfo{Address: a.Address, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, DownloadPolicy: a.DownloadPolicy}
+	out := make([]UserInfo, 0, len(accts))
+	for _, a := range accts {
+		if strings.HasSuffix(a.Address, SystemDomain) {
+			continue
+		}
+		out = append(out, UserInfo{Address: a.Address, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, DownloadPolicy: a.DownloadPolicy})
 	}
 	sortUsers(out)
 	return out, nil

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skrytka/skrytka/internal/queue"
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -31,10 +32,13 @@ const (
 
 // Request is one admin operation, sent as one JSON line.
 type Request struct {
-	Op       string `json:"op"` // "add", "passwd", "del", "list", "policy"
-	Address  string `json:"address,omitempty"`
-	Password string `json:"password,omitempty"`
-	Policy   string `json:"policy,omitempty"`
+	// Op: "add", "passwd", "del", "list", "policy", or "queue-list",
+	// "queue-retry", "queue-drop".
+	Op       string    `json:"op"`
+	Address  string    `json:"address,omitempty"`
+	Password string    `json:"password,omitempty"`
+	Policy   string    `json:"policy,omitempty"`
+	QueueID  store.UID `json:"queue_id,omitempty"`
 }
 
 // Response answers a Request.
@@ -42,14 +46,16 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 	// Kind classifies Error: "exists", "notfound", "bad" (the caller's
 	// input) or "" (a server fault).
-	Kind  string     `json:"kind,omitempty"`
-	Users []UserInfo `json:"users,omitempty"`
+	Kind    string        `json:"kind,omitempty"`
+	Users   []UserInfo    `json:"users,omitempty"`
+	Entries []queue.Entry `json:"entries,omitempty"`
 }
 
 // SocketServer serves admin requests on a unix socket.
 type SocketServer struct {
 	Store   store.Store
 	Domains []string
+	Queue   *queue.Queue // nil: queue requests fail
 	Logger  *slog.Logger
 
 	ln   net.Listener
@@ -127,7 +133,19 @@ func (s *SocketServer) do(req Request) Response {
 	defer cancel()
 	var err error
 	var users []UserInfo
+	var entries []queue.Entry
+	if req.Op == "queue-list" || req.Op == "queue-retry" || req.Op == "queue-drop" {
+		if s.Queue == nil {
+			return Response{Error: "this server has no outbound queue"}
+		}
+	}
 	switch req.Op {
+	case "queue-list":
+		entries, err = s.Queue.List(ctx)
+	case "queue-retry":
+		err = s.Queue.Retry(ctx, req.QueueID)
+	case "queue-drop":
+		err = s.Queue.Drop(ctx, req.QueueID)
 	case "add":
 		_, err = AddUser(ctx, s.Store, req.Address, req.Password, s.Domains)
 	case "passwd":
@@ -144,7 +162,7 @@ func (s *SocketServer) do(req Request) Response {
 	if err != nil {
 		return Response{Error: err.Error(), Kind: errorKind(err)}
 	}
-	return Response{Users: users}
+	return Response{Users: users, Entries: entries}
 }
 
 func errorKind(err error) string {

@@ -47,6 +47,8 @@ type Config struct {
 	Submission Submission `toml:"submission"`
 	TLS        TLS        `toml:"tls"`
 	Auth       Auth       `toml:"auth"`
+	Queue      Queue      `toml:"queue"`
+	DKIM       DKIM       `toml:"dkim"`
 	Storage    Storage    `toml:"storage"`
 	Limits     Limits     `toml:"limits"`
 	Log        Log        `toml:"log"`
@@ -110,6 +112,32 @@ type LMTP struct {
 type Submission struct {
 	Listen    string `toml:"listen"`     // default "127.0.0.1:1587" (STARTTLS)
 	TLSListen string `toml:"tls_listen"` // default "127.0.0.1:1465" (implicit TLS)
+}
+
+// Queue is the [queue] section: outbound delivery of mail that users
+// submit for other domains.
+type Queue struct {
+	// max_age: how long a message is retried before it bounces to its
+	// sender. Default "5d" (RFC 5321 §4.5.4.1: 4-5 days).
+	MaxAge Duration `toml:"max_age"`
+	// smarthost: "host:port" of a relay that takes all outbound mail
+	// instead of the recipients' MX hosts (STARTTLS with a verified
+	// certificate required). Default "": deliver directly.
+	Smarthost string `toml:"smarthost"`
+	// smarthost_user: user name for AUTH PLAIN at the smarthost.
+	SmarthostUser string `toml:"smarthost_user"`
+	// smarthost_password_file: file holding the smarthost password (first
+	// line), so the secret stays out of the config file.
+	SmarthostPasswordFile string `toml:"smarthost_password_file"`
+}
+
+// DKIM is the [dkim] section.
+type DKIM struct {
+	// selector: the DKIM selector outgoing mail is signed with. Keys are
+	// made by `skrytka dkim generate DOMAIN` into
+	// data_dir/dkim/DOMAIN/SELECTOR.pem; a domain without a key sends
+	// unsigned mail. Default "skrytka".
+	Selector string `toml:"selector"`
 }
 
 // TLS is the [tls] section.
@@ -202,6 +230,8 @@ func Defaults() Config {
 			MaxFailureDelay: Duration(60e9),
 			FailureWindow:   Duration(15 * 60e9),
 		},
+		Queue:   Queue{MaxAge: Duration(5 * 24 * 3600e9)},
+		DKIM:    DKIM{Selector: "skrytka"},
 		Storage: Storage{Backend: "sqlite"},
 		Limits: Limits{
 			MaxConnections:      2000,
@@ -392,6 +422,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.FailureWindow < c.Auth.MaxFailureDelay {
 		return bad("auth.failure_window", "must be at least auth.max_failure_delay (%v)", c.Auth.MaxFailureDelay)
+	}
+	if c.Queue.MaxAge <= 0 {
+		return bad("queue.max_age", "must be positive")
+	}
+	if err := checkListen(c.Queue.Smarthost); err != nil {
+		return bad("queue.smarthost", "%v", err)
+	}
+	if c.Queue.SmarthostUser != "" && c.Queue.Smarthost == "" {
+		return bad("queue.smarthost_user", "needs queue.smarthost")
+	}
+	if (c.Queue.SmarthostUser == "") != (c.Queue.SmarthostPasswordFile == "") {
+		return bad("queue.smarthost_password_file", "set both queue.smarthost_user and queue.smarthost_password_file, or neither")
+	}
+	if !validHostname(c.DKIM.Selector) {
+		return bad("dkim.selector", "%q is not a valid selector (letters, digits, hyphens, dots)", c.DKIM.Selector)
 	}
 	switch c.Storage.Backend {
 	case "sqlite":
