@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -48,4 +49,61 @@ func TestSameBodyTwice(t *testing.T) {
 		t.Errorf("%d body rows, want 2 (one per staged body)", blobs)
 	}
 	checkFiles(t, s)
+}
+
+// TestClosed checks that every kind of call after Close fails with
+// ErrClosed instead of panicking or hanging.
+func TestClosed(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{driver: testDriver})
+	a, _ := s.CreateAccount(ctx, "closed@example.org", "x")
+	inbox, _ := s.Mailbox(ctx, a.ID, store.InboxName)
+	st, _ := s.Stage(ctx, strings.NewReader("Subject: x\r\n\r\n"), 0)
+	sub, _ := s.Subscribe(ctx, a.ID)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, ok := <-sub.C(); ok {
+		t.Error("subscription still open after Close")
+	}
+	checks := map[string]error{}
+	_, checks["Append"] = s.Append(ctx, a.ID, inbox.ID, []store.AppendMessage{{Body: st}})
+	_, checks["Mailboxes"] = s.Mailboxes(ctx, a.ID)
+	_, checks["Account"] = s.Account(ctx, a.Address)
+	_, _, checks["SelectState"] = s.SelectState(ctx, a.ID, inbox.ID)
+	_, checks["OpenMessage"] = s.OpenMessage(ctx, a.ID, inbox.ID, 1)
+	_, checks["Stage"] = s.Stage(ctx, strings.NewReader("x"), 0)
+	_, checks["Subscribe"] = s.Subscribe(ctx, a.ID)
+	_, checks["LockMaildrop"] = s.LockMaildrop(ctx, a.ID, "x")
+	checks["Messages"] = s.Messages(ctx, a.ID, inbox.ID, store.UIDSetOf(1), store.FetchOptions{}, func(*store.Message) error { return nil })
+	for name, err := range checks {
+		if !errors.Is(err, store.ErrClosed) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+}
+
+// TestCancelled checks that a cancelled context stops a write before it
+// runs and that nothing is stored.
+func TestCancelled(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{driver: testDriver})
+	defer s.Close()
+	ctx := context.Background()
+	a, _ := s.CreateAccount(ctx, "cancel@example.org", "x")
+	inbox, _ := s.Mailbox(ctx, a.ID, store.InboxName)
+	st, _ := s.Stage(ctx, strings.NewReader("Subject: x\r\n\r\n"), 0)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Append(cctx, a.ID, inbox.ID, []store.AppendMessage{{Body: st}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Append with a cancelled context: %v", err)
+	}
+	if _, err := s.Stage(cctx, strings.NewReader("x"), 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stage with a cancelled context: %v", err)
+	}
+	if m, _ := s.MailboxByID(ctx, a.ID, inbox.ID); m.Messages != 0 || m.UIDNext != 1 {
+		t.Errorf("cancelled append left %+v", m)
+	}
 }

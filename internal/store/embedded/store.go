@@ -219,11 +219,11 @@ func (s *Store) isClosed() bool {
 
 // rstmt returns the read statement for q, prepared once.
 func (s *Store) rstmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := s.rstmts.Load(q); ok {
-		return st.(*sql.Stmt), nil
-	}
 	if s.isClosed() {
 		return nil, store.ErrClosed
+	}
+	if st, ok := s.rstmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
 	}
 	st, err := s.rdb.PrepareContext(ctx, q)
 	if err != nil {
