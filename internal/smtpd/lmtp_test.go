@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -233,5 +234,31 @@ func TestLMTPKeepsAuthResults(t *testing.T) {
 	c.expect("250")
 	if m := e.inbox("alice"); len(m) != 1 || !strings.HasSuffix(m[0], "\r\n"+msg) {
 		t.Errorf("LMTP changed the message: %q", m)
+	}
+}
+
+// A delivery reaches the account's change feed at once: an IMAP session
+// in IDLE on INBOX learns of it (EXISTS) without polling.
+func TestDeliveryNotifiesSubscribers(t *testing.T) {
+	e := newEnv(t, ModeLMTP, nil)
+	sub, err := e.raw.Subscribe(context.Background(), e.accts["alice"].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	c := e.dial()
+	c.cmd("LHLO mta", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<alice@skrytka.test>", "250")
+	c.cmd("DATA", "354")
+	c.send(simpleMsg + ".\r\n")
+	c.expect("250")
+	select {
+	case ch := <-sub.C():
+		if ch.Kind != store.ChangeAppend || len(ch.UIDs) != 1 {
+			t.Errorf("change %+v", ch)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change published for the delivery")
 	}
 }
