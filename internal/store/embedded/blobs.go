@@ -122,9 +122,15 @@ func (s *Store) unlinkDead(ctx context.Context, db *sql.DB) error {
 // from an after-commit hook and queues a write of its own, so it never
 // delays an acknowledgement.
 func (s *Store) sweepDead() {
+	// One queued sweep at a time: it runs in the writer after every
+	// commit that is already done, so it sees all their dead files.
+	if !s.sweepQueued.CompareAndSwap(false, true) {
+		return
+	}
 	go func() {
 		var names []string
 		if err := s.write(context.Background(), func(w *wtx) error {
+			s.sweepQueued.Store(false)
 			names = names[:0]
 			rows, err := w.query(`SELECT name FROM dead_files LIMIT 10000`)
 			if err != nil {
@@ -157,8 +163,11 @@ func (s *Store) sweepDead() {
 				}
 			}
 			return nil
-		}); err != nil && !errors.Is(err, store.ErrClosed) {
-			s.log.Error("embedded: remove deleted bodies", "err", err)
+		}); err != nil {
+			s.sweepQueued.Store(false)
+			if !errors.Is(err, store.ErrClosed) {
+				s.log.Error("embedded: remove deleted bodies", "err", err)
+			}
 		}
 	}()
 }

@@ -84,6 +84,7 @@ type Store struct {
 	lockf *os.File // flock on dir/lock, held while open
 
 	nBatches, nOps atomic.Uint64 // WriteStats
+	sweepQueued    atomic.Bool   // a dead-file sweep is queued
 
 	mu    sync.Mutex // guards locks
 	locks map[store.AccountID]*lease
