@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		runChild(dir, strings.Split(os.Getenv(childAddrsEnv), ","))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testharness.StopPG()
+	os.Exit(code)
 }
 
 // runChild serves until killed.

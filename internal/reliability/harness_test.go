@@ -24,6 +24,8 @@ import (
 	"github.com/skrytka/skrytka/internal/smtpd"
 	"github.com/skrytka/skrytka/internal/store"
 	"github.com/skrytka/skrytka/internal/store/embedded"
+	"github.com/skrytka/skrytka/internal/store/postgres"
+	"github.com/skrytka/skrytka/internal/testharness"
 )
 
 // testPass is every test account's password.
@@ -182,6 +184,9 @@ type stackOpts struct {
 	// Addrs are the four listen addresses (imap, pop3, smtp, lmtp);
 	// empty: 127.0.0.1:0.
 	Addrs [4]string
+	// OpenStore opens another backend instead of the embedded store in
+	// the stack's directory.
+	OpenStore func() (store.Store, error)
 }
 
 // stack is a whole Skrytka server in this process: IMAP, POP3, SMTP MX and
@@ -213,7 +218,13 @@ func buildStack(dir string, o stackOpts) (*stack, error) {
 	sink := newLogSink()
 	log := slog.New(sink)
 	o.Store.Logger = log
-	st, err := embedded.Open(context.Background(), dir, o.Store)
+	var st store.Store
+	var err error
+	if o.OpenStore != nil {
+		st, err = o.OpenStore()
+	} else {
+		st, err = embedded.Open(context.Background(), dir, o.Store)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -506,3 +517,15 @@ func (w *wire) multiline() ([]string, error) {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 16<<10) }
+
+// forBackends runs f on the embedded store and, where PostgreSQL server
+// binaries exist (required in CI), on a fresh PostgreSQL database.
+func forBackends(t *testing.T, f func(t *testing.T, o stackOpts)) {
+	t.Run("embedded", func(t *testing.T) { f(t, stackOpts{}) })
+	t.Run("postgres", func(t *testing.T) {
+		dsn := testharness.PG(t).NewDatabase(t)
+		f(t, stackOpts{OpenStore: func() (store.Store, error) {
+			return postgres.Open(context.Background(), dsn, postgres.Options{})
+		}})
+	})
+}
