@@ -2,11 +2,16 @@ package auth_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/store"
@@ -25,14 +30,43 @@ func newStore(t *testing.T) store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	hash, err := auth.HashPassword(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateAccount(context.Background(), user, hash); err != nil {
+	if _, err := st.CreateAccount(context.Background(), user, cheapHash(password)); err != nil {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// cheapHash is a valid argon2id PHC hash with tiny parameters, so that
+// the many checks of these tests stay fast under -race. VerifyPassword
+// honours the parameters a hash records; production hashes come from
+// HashPassword (tested in TestHashPassword).
+func cheapHash(pw string) string {
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(pw), salt, 1, 64, 1, 32)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+func TestHashPassword(t *testing.T) {
+	h, err := auth.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Errorf("hash %q lacks the expected parameters", h)
+	}
+	if !auth.VerifyPassword(h, password) || auth.VerifyPassword(h, password+"x") {
+		t.Error("VerifyPassword disagrees with HashPassword")
+	}
+	h2, _ := auth.HashPassword(password)
+	if h == h2 {
+		t.Error("two hashes of one password are equal: no salt")
+	}
+	for _, bad := range []string{"", "$argon2id$", "$argon2i$v=19$m=64,t=1,p=1$c2FsdA$a2V5", "$argon2id$v=19$m=99999999,t=1,p=1$c2FsdA$a2V5"} {
+		if auth.VerifyPassword(bad, password) {
+			t.Errorf("VerifyPassword(%q) = true", bad)
+		}
+	}
 }
 
 // fakeClock is a clock that only moves when the Authenticator sleeps or
