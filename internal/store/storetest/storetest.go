@@ -53,6 +53,7 @@ func RunBackend(t *testing.T, b Backend) {
 		{"UIDsAcrossReopen", testUIDsAcrossReopen},
 		{"AppendAtomic", testAppendAtomic},
 		{"ConcurrentAppenders", testConcurrentAppenders},
+		{"MixedConcurrency", testMixedConcurrency},
 		{"Copy", testCopy},
 		{"Move", testMove},
 		{"Flags", testFlags},
