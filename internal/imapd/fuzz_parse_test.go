@@ -3,12 +3,16 @@ package imapd
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/store/embedded"
@@ -99,14 +103,22 @@ func FuzzPreAuthSession(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	h, err := auth.HashPassword(testPass)
-	if err != nil {
-		f.Fatal(err)
+	// A hash with tiny argon2id parameters (VerifyPassword honours what a
+	// hash records) and a throttle of a nanosecond keep each execution
+	// fast; the throttling itself is tested in package auth and over
+	// sockets in package reliability.
+	salt := []byte("fuzz-salt-16byte")
+	b64 := base64.RawStdEncoding
+	h := fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt),
+		b64.EncodeToString(argon2.IDKey([]byte(testPass), salt, 1, 64, 1, 32)))
+	if !auth.VerifyPassword(h, testPass) {
+		f.Fatal("cheap hash does not verify")
 	}
 	if _, err := st.CreateAccount(ctx, testUser, h); err != nil {
 		f.Fatal(err)
 	}
-	srv := New(Options{Store: st, Auth: &auth.Authenticator{Store: st}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginDelay: -1})
+	authn := &auth.Authenticator{Store: st, Throttle: auth.Throttle{Delay: time.Nanosecond, MaxDelay: time.Nanosecond, Window: time.Nanosecond}}
+	srv := New(Options{Store: st, Auth: authn, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginDelay: -1})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > 1<<16 {
 			return
