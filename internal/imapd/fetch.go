@@ -300,7 +300,12 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 		}
 	}
 	st := c.srv.opts.Store
-	for _, chunk := range splitSet(uids, fetchBatch) {
+	batch := fetchBatch
+	if !needParsed && !setSeen {
+		// Flags and sizes only: a few dozen bytes per message.
+		batch = fetchBatchSmall
+	}
+	for _, chunk := range splitSet(uids, batch) {
 		var msgs []store.Message
 		err := st.Messages(c.ctx, c.acct.ID, s.mbox.ID, chunk, store.FetchOptions{Parsed: needParsed}, func(m *store.Message) error {
 			if req.changedSince > 0 && m.ModSeq <= req.changedSince {

@@ -40,6 +40,8 @@ const (
 	// fetchBatch is how many messages one store call loads for FETCH,
 	// SEARCH and STORE; the client is written to only between store calls.
 	fetchBatch = 512
+	// fetchBatchSmall is the batch when no parsed metadata is loaded.
+	fetchBatchSmall = 4096
 	// maxLiteralsPerCommand caps the literals of one command, so that a
 	// client cannot keep one command going forever with empty literals.
 	maxLiteralsPerCommand = 1000
