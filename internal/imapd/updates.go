@@ -31,7 +31,9 @@ func (c *conn) noteChange(ch store.Change) {
 	if s == nil {
 		return
 	}
-	if ch.Kind == store.ChangeOverflow || ch.Mailbox == s.mbox.ID && ch.Kind != store.ChangeMailboxes {
+	// Mailbox-list changes are rare and may have deleted the selected
+	// mailbox: re-read then too.
+	if ch.Kind == store.ChangeOverflow || ch.Kind == store.ChangeMailboxes || ch.Mailbox == s.mbox.ID {
 		s.dirty = true
 	}
 }

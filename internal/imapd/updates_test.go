@@ -181,3 +181,20 @@ func TestRecentOnce(t *testing.T) {
 		t.Fatalf("message recent in %d sessions", recent)
 	}
 }
+
+// TestSelectedMailboxDeleted: another session deletes the selected
+// mailbox; the session is told and closed instead of failing later.
+func TestSelectedMailboxDeleted(t *testing.T) {
+	ts := newTestServer(t)
+	a := ts.login(t)
+	b := ts.login(t)
+	a.ok("a1 CREATE Doomed")
+	a.ok("a2 SELECT Doomed")
+	a.send("a3 IDLE\r\n")
+	a.line()
+	b.ok("b1 DELETE Doomed")
+	if l := a.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Fatalf("%q", l)
+	}
+	a.expectEOF()
+}
