@@ -96,6 +96,17 @@ func parseUIDList(s string, n int) ([]store.UID, error) {
 	return out, nil
 }
 
+// dedupUIDs removes repeats from a sorted slice, in place.
+func dedupUIDs(u []store.UID) []store.UID {
+	out := u[:0]
+	for i, x := range u {
+		if i == 0 || x != u[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // ownMailbox checks that mbox belongs to acct.
 func (s *Store) ownMailbox(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.Mailbox, error) {
 	m, err := s.MailboxByID(ctx, acct, mbox)
@@ -289,36 +300,50 @@ func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store
 	case store.TextAll:
 		cond = `(instr(t.header, ?1) > 0 OR instr(t.body, ?1) > 0)`
 	}
-	st, err := s.rstmt(ctx, `SELECT m.uid FROM messages m JOIN texts t ON t.blob_id = m.blob_id WHERE m.mailbox_id = ?2 AND `+cond+` ORDER BY m.uid`)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, foldText(needle), mbox)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
+	// Only the UID ranges that hold candidates are read: a search
+	// narrowed by other criteria does not scan the whole mailbox.
+	ranges := store.UIDSet{{Start: 1, Stop: ^store.UID(0)}}
 	var cand []store.UID
 	if candidates != nil {
 		cand = append(cand, candidates...)
 		sort.Slice(cand, func(i, j int) bool { return cand[i] < cand[j] })
+		cand = dedupUIDs(cand)
+		ranges = normSet(store.UIDSetOf(cand...))
+		if len(ranges) <= 64 {
+			cand = nil // the ranges hold exactly the candidates
+		} else {
+			ranges = store.UIDSet{{Start: ranges[0].Start, Stop: ranges[len(ranges)-1].Stop}}
+		}
 	}
+	st, err := s.rstmt(ctx, `SELECT m.uid FROM messages m JOIN texts t ON t.blob_id = m.blob_id WHERE m.mailbox_id = ?2 AND m.uid >= ?3 AND m.uid <= ?4 AND `+cond+` ORDER BY m.uid`)
+	if err != nil {
+		return nil, err
+	}
+	folded := foldText(needle)
 	out := []store.UID{}
-	for rows.Next() {
-		var u store.UID
-		if err := rows.Scan(&u); err != nil {
+	for _, r := range ranges {
+		rows, err := st.QueryContext(ctx, folded, mbox, r.Start, r.Stop)
+		if err != nil {
 			return nil, translate(err)
 		}
-		if cand != nil {
-			i := sort.Search(len(cand), func(i int) bool { return cand[i] >= u })
-			if i == len(cand) || cand[i] != u {
-				continue
+		for rows.Next() {
+			var u store.UID
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return nil, translate(err)
 			}
+			if cand != nil {
+				i := sort.Search(len(cand), func(i int) bool { return cand[i] >= u })
+				if i == len(cand) || cand[i] != u {
+					continue
+				}
+			}
+			out = append(out, u)
 		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, translate(err)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, translate(err)
+		}
 	}
 	return out, nil
 }

@@ -174,6 +174,17 @@ func testSearchText(t *testing.T, b Backend) {
 	if err != nil || !equalUIDs(got, []store.UID{2, 3, 4}) {
 		t.Errorf("with candidates: %v %v", got, err)
 	}
+	// Many scattered candidates, repeated, some not in the mailbox.
+	var many []store.UID
+	for u := store.UID(200); u > 0; u-- {
+		if u%2 == 0 || u == 3 {
+			many = append(many, u, u)
+		}
+	}
+	got, err = e.s.SearchText(e.ctx, a.ID, inbox.ID, many, store.TextAll, "e")
+	if err != nil || !equalUIDs(got, []store.UID{2, 3, 4}) {
+		t.Errorf("with scattered candidates: %v %v", got, err)
+	}
 	got, err = e.s.SearchText(e.ctx, a.ID, inbox.ID, []store.UID{}, store.TextAll, "e")
 	if err != nil || len(got) != 0 {
 		t.Errorf("with no candidates: %v %v", got, err)
