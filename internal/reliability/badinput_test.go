@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -205,16 +206,25 @@ func TestBadInputIMAP(t *testing.T) {
 			lc := dial(t, "auth")
 			lc.Send("a APPEND INBOX {40000000}")
 			lc.Expect("+")
-			lc.Write("Subject: x\r\n\r\n")
+			lc.Write("Subject: x\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 8000))
 			conns = append(conns, lc)
 		}
-		time.Sleep(200 * time.Millisecond)
+		// Past the inline limit, the bodies are being staged in files.
+		waitFor(t, func() bool {
+			ents, _ := os.ReadDir(filepath.Join(s.Dir, "tmp"))
+			return len(ents) == len(conns)
+		})
 		if grown := int64(heapInUse()) - int64(before); grown > 64<<20 {
 			t.Errorf("20 pending 40 MB literals grew the heap by %d MiB", grown>>20)
 		}
 		for _, lc := range conns {
 			lc.Close()
 		}
+		// The abandoned bodies' staging files are removed.
+		waitFor(t, func() bool {
+			ents, _ := os.ReadDir(filepath.Join(s.Dir, "tmp"))
+			return len(ents) == 0
+		})
 	})
 
 	t.Run("STARTTLS with pipelined plaintext", func(t *testing.T) {
