@@ -317,15 +317,24 @@ func printBanner(w io.Writer, cfg *config.Config, bound []boundListener, demo ad
 		}
 		fmt.Fprintf(w, "  %-12s %-18s %s\n", b.proto, b.addr, how)
 	}
-	fmt.Fprintf(w, `
-To read the demo mailbox, add an account in your mail client with
-  server 127.0.0.1, the ports above, user name %s and the password above.
-The certificate is self-signed (valid for localhost and 127.0.0.1): accept
-it when the client asks, or choose "no encryption" since this is loopback.
+	fmt.Fprintf(w, "\nTo use it from a mail client, add an account with user name %s,\n", demo.Address)
+	fmt.Fprintf(w, "the password above and server 127.0.0.1:\n")
+	if cfg.IMAP.Listen != "" {
+		fmt.Fprintf(w, "  incoming: IMAP, port %s, STARTTLS (or IMAPS on %s)\n", portOf(cfg.IMAP.Listen), portOf(cfg.IMAP.TLSListen))
+	}
+	if cfg.POP3.Listen != "" {
+		fmt.Fprintf(w, "        or: POP3, port %s, STARTTLS (or POP3S on %s)\n", portOf(cfg.POP3.Listen), portOf(cfg.POP3.TLSListen))
+	}
+	if cfg.Submission.Listen != "" {
+		fmt.Fprintf(w, "  outgoing: SMTP, port %s, STARTTLS, with the same user name and password\n", portOf(cfg.Submission.Listen))
+	}
+	fmt.Fprintf(w, `The certificate is self-signed (valid for localhost and 127.0.0.1): accept
+it when the client asks (on loopback, "no encryption" works too).
+Mail to %s sent to the SMTP port %s lands in its INBOX.
 For a quick look without a client:
   curl -k --user '%s:%s' 'imaps://127.0.0.1:%s/INBOX;UID=1'
 Stop with Ctrl-C; running the demo again keeps the same mail and account.
-`, demo.Address, demo.Address, demo.Password, portOf(cfg.IMAP.TLSListen))
+`, demo.Address, portOf(cfg.SMTP.Listen), demo.Address, demo.Password, portOf(cfg.IMAP.TLSListen))
 }
 
 func portOf(addr string) string {
