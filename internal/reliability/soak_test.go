@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,7 +21,7 @@ import (
 
 // soakStats counts what the soak clients did.
 type soakStats struct {
-	ops   [4]atomic.Int64 // imap, pop3, smtp, lmtp
+	ops   [5]atomic.Int64 // imap, pop3, smtp, lmtp, rude
 	conns atomic.Int64
 	mu    sync.Mutex
 	errs  []string
@@ -75,13 +76,16 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var wg sync.WaitGroup
-	// Of every 10 connections: 5 IMAP, 1 POP3 (one per account: the
+	// Of every 10 connections: 4 IMAP, 1 IMAP that hangs up rudely
+	// (mid-literal, mid-DATA, during IDLE), 1 POP3 (one per account: the
 	// maildrop lock is exclusive), 2 SMTP, 2 LMTP.
 	pop := 0
 	for i := 0; i < conns; i++ {
 		wg.Add(1)
 		switch i % 10 {
-		case 0, 2, 4, 6, 8:
+		case 0:
+			go func() { defer wg.Done(); soakRude(ctx, s, soakUser(i%users), &st) }()
+		case 2, 4, 6, 8:
 			go func() { defer wg.Done(); soakIMAP(ctx, s.IMAPAddr, soakUser(i%users), &st) }()
 		case 1:
 			u := soakUser(pop % users)
@@ -110,8 +114,8 @@ func TestSoak(t *testing.T) {
 	for i := range st.ops {
 		total += st.ops[i].Load()
 	}
-	t.Logf("%v, %d connections opened (%d concurrent clients): %d operations (IMAP %d, POP3 %d, SMTP %d, LMTP %d), %d errors; peak goroutines %d",
-		dur, st.conns.Load(), conns, total, st.ops[0].Load(), st.ops[1].Load(), st.ops[2].Load(), st.ops[3].Load(), len(st.errs), peakG)
+	t.Logf("%v, %d connections opened (%d concurrent clients): %d operations (IMAP %d, POP3 %d, SMTP %d, LMTP %d, rude hang-ups %d), %d errors; peak goroutines %d",
+		dur, st.conns.Load(), conns, total, st.ops[0].Load(), st.ops[1].Load(), st.ops[2].Load(), st.ops[3].Load(), st.ops[4].Load(), len(st.errs), peakG)
 	if total < int64(conns) {
 		t.Errorf("only %d operations", total)
 	}
@@ -124,6 +128,19 @@ func TestSoak(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
 		t.Errorf("goroutines: %d before, %d after the clients left\n%s", baseG, g, buf[:n])
+	}
+	// Bodies abandoned by the rude clients left no staging files.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		ents, _ := os.ReadDir(filepath.Join(s.Dir, "tmp"))
+		if len(ents) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d staging files left behind", len(ents))
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	heap := heapInUse()
 	t.Logf("heap: %d KiB before, %d KiB after; goroutines %d before, %d after", baseHeap>>10, heap>>10, baseG, runtime.NumGoroutine())
@@ -299,4 +316,54 @@ func soakSMTP(ctx context.Context, addr, hello string, users int, st *soakStats,
 		st.ops[idx].Add(1)
 	}
 	w.smtpCmd("QUIT")
+}
+
+// soakRude logs in and hangs up at awkward moments: in the middle of an
+// APPEND literal (past the inline limit, so a staging file exists), during
+// IDLE, in the middle of an LMTP DATA, and right after a command without
+// reading its reply.
+func soakRude(ctx context.Context, s *stack, user string, st *soakStats) {
+	for i := 0; ctx.Err() == nil; i++ {
+		switch i % 4 {
+		case 0, 1, 3:
+			w, err := imapLogin(s.IMAPAddr, user, soakTimeout)
+			if err != nil {
+				st.fail("rude imap login %s: %v", user, err)
+				return
+			}
+			st.conns.Add(1)
+			switch i % 4 {
+			case 0:
+				w.send("a APPEND INBOX {200000+}\r\nSubject: cut\r\n\r\n" + strings.Repeat("cut off here\r\n", 7000))
+			case 1:
+				w.send("s SELECT INBOX\r\n")
+				w.until("s ")
+				w.send("i IDLE\r\n")
+				w.line()
+				time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+			case 3:
+				w.send("s SELECT INBOX\r\nf FETCH 1:* (BODY.PEEK[])\r\n")
+			}
+			w.Close()
+		case 2:
+			w, err := dialWire(s.LMTPAddr, soakTimeout)
+			if err != nil {
+				st.fail("rude lmtp: %v", err)
+				return
+			}
+			st.conns.Add(1)
+			w.reply()
+			w.smtpCmd("LHLO rude.example.org")
+			w.smtpCmd("MAIL FROM:<rude@example.org>")
+			w.smtpCmd("RCPT TO:<" + user + ">")
+			w.smtpCmd("DATA")
+			w.send("Subject: cut\r\n\r\n" + strings.Repeat("cut off here\r\n", 20000))
+			w.Close()
+		}
+		st.ops[4].Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
