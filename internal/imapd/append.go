@@ -10,115 +10,74 @@ import (
 )
 
 // cmdAppend: RFC 9051 §6.3.12 with UIDPLUS APPENDUID (RFC 4315),
-// LITERAL+ (RFC 7888), APPENDLIMIT (RFC 7889) and literal8 (RFC 3516).
-// The message is streamed into the store's staging area, never held in
-// memory; every path ends with a tagged reply.
+// MULTIAPPEND (RFC 3502), LITERAL+ (RFC 7888), APPENDLIMIT (RFC 7889),
+// literal8 (RFC 3516) and UTF8 (RFC 6855 §4). Messages are streamed into
+// the store's staging area, never held in memory, and added in one atomic
+// store call; every path ends with a tagged reply.
 func cmdAppend(c *conn, cmd *command) error {
 	d := cmd.d
 	d.sp()
 	name, nameErr := c.mailboxArg(d)
-	d.sp()
-	var flagNames []string
-	if d.peek() == '(' {
-		flagNames = d.flagList()
-		d.sp()
-	}
-	var date time.Time
-	if d.peek() == '"' {
-		date = d.dateTime()
-		d.sp()
-	}
-	// RFC 6855 §4: "UTF8 (" literal8 ")" once UTF8=ACCEPT is enabled.
-	utf8Data := false
-	if c := d.peek(); c == 'U' || c == 'u' {
-		if strings.ToUpper(d.atom()) != "UTF8" {
-			d.fail("expected literal or UTF8")
-		}
-		d.sp()
-		d.expect('(')
-		if d.peek() != '~' {
-			d.fail("UTF8 needs a literal8")
-		}
-		utf8Data = true
-	}
 	if d.err != nil {
 		return d.err
 	}
-	flags, flagErr := parseFlags(flagNames)
 	st := c.srv.opts.Store
 	var mb store.Mailbox
-	var mbErr error
-	if nameErr == nil {
-		mb, mbErr = st.Mailbox(c.ctx, c.acct.ID, name)
-		if mbErr == nil && mb.NoSelect {
-			mbErr = store.ErrNoSelect
+	// The first error decides the reply; later messages are still read
+	// (or refused before they are sent) to stay in step with the client.
+	failed := nameErr
+	if failed == nil {
+		var err error
+		mb, err = st.Mailbox(c.ctx, c.acct.ID, name)
+		if err == nil && mb.NoSelect {
+			err = store.ErrNoSelect
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			err = no("TRYCREATE", "no such mailbox")
+		}
+		failed = err
+	}
+	var msgs []store.AppendMessage
+	defer func() {
+		for _, m := range msgs {
+			m.Body.Discard()
+		}
+	}()
+	for i := 0; ; i++ {
+		if i == 0 {
+			d.sp()
+		} else if !d.maybe(' ') {
+			break
+		}
+		m, err := c.appendOne(d, failed)
+		if d.err != nil {
+			return d.err
+		}
+		if err != nil {
+			if failed == nil {
+				failed = err
+			}
+			if d.atLineEnd {
+				// A synchronising literal was refused: the client sends
+				// nothing more for this command.
+				return failed
+			}
+			continue
+		}
+		if m.Body != nil {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) > maxAppendMessages && failed == nil {
+			failed = no("LIMIT", "too many messages in one APPEND")
 		}
 	}
-	// Refuse before the client sends the octets when we can: a
-	// synchronising literal is then never sent.
-	preErr := nameErr
-	if preErr == nil && mbErr != nil {
-		preErr = mbErr
-		if errors.Is(mbErr, store.ErrNotFound) {
-			preErr = no("TRYCREATE", "no such mailbox")
-		}
-	}
-	if preErr == nil {
-		preErr = flagErr
-	}
-	if preErr == nil && utf8Data && !c.utf8Accept {
-		preErr = bad("", "UTF8 APPEND needs ENABLE UTF8=ACCEPT")
-	}
-	if preErr != nil && (d.peek() == '{' || d.peek() == '~') {
-		if lit, sync := d.peekLiteralSync(); sync && lit {
-			d.literalHeaderNoCont()
-			return preErr
-		}
-	}
-	n, _ := d.literalHeader(c.srv.opts.AppendLimit)
-	if d.err != nil {
-		if d.err == errLiteralTooBig {
-			return no("TOOBIG", "message larger than APPENDLIMIT")
-		}
-		return d.err
-	}
-	body := io.LimitReader(d.br, n)
-	if preErr != nil {
-		if _, err := io.Copy(io.Discard, body); err != nil {
-			return err
-		}
-		c.setReadDeadline(c.srv.opts.CommandTimeout)
-		if utf8Data {
-			d.expect(')')
-		}
-		if err := d.end(); err != nil {
-			return err
-		}
-		return preErr
-	}
-	staged, err := st.Stage(c.ctx, body, c.srv.opts.AppendLimit)
-	// Whatever Stage did, the literal must be consumed to stay in step.
-	if _, cerr := io.Copy(io.Discard, body); cerr != nil {
-		if staged != nil {
-			staged.Discard()
-		}
-		return cerr
-	}
-	c.setReadDeadline(c.srv.opts.CommandTimeout)
-	if utf8Data {
-		d.expect(')')
-	}
-	if err != nil {
-		if e := d.end(); e != nil {
-			return e
-		}
-		return err
-	}
-	defer staged.Discard()
 	if err := d.end(); err != nil {
 		return err
 	}
-	res, err := st.Append(c.ctx, c.acct.ID, mb.ID, []store.AppendMessage{{Body: staged, Flags: flags, InternalDate: date}})
+	if failed != nil {
+		return failed
+	}
+	res, err := st.Append(c.ctx, c.acct.ID, mb.ID, msgs)
 	if err != nil {
 		return err
 	}
@@ -131,6 +90,87 @@ func cmdAppend(c *conn, cmd *command) error {
 	code = append(code, ' ')
 	code = appendUIDList(code, res.UIDs)
 	return c.ok(cmd, string(code), "APPEND completed")
+}
+
+// appendOne reads one message of an APPEND: [flags] [date] and the
+// literal (or "UTF8 (" literal8 ")"). With failed set, or on an error, the
+// octets are skipped (or, for a synchronising literal, refused so that the
+// client does not send them: d.atLineEnd is then set). Syntax errors are
+// left in d.err.
+func (c *conn) appendOne(d *decoder, failed error) (store.AppendMessage, error) {
+	var flagNames []string
+	if d.peek() == '(' {
+		flagNames = d.flagList()
+		d.sp()
+	}
+	var date time.Time
+	if d.peek() == '"' {
+		date = d.dateTime()
+		d.sp()
+	}
+	utf8Data := false
+	if ch := d.peek(); ch == 'U' || ch == 'u' {
+		if strings.ToUpper(d.atom()) != "UTF8" {
+			d.fail("expected literal or UTF8")
+		}
+		d.sp()
+		d.expect('(')
+		if d.peek() != '~' {
+			d.fail("UTF8 needs a literal8")
+		}
+		utf8Data = true
+	}
+	if d.err != nil {
+		return store.AppendMessage{}, nil
+	}
+	flags, err := parseFlags(flagNames)
+	if failed == nil && err != nil {
+		failed = err
+	}
+	if failed == nil && utf8Data && !c.utf8Accept {
+		failed = bad("", "UTF8 APPEND needs ENABLE UTF8=ACCEPT")
+	}
+	if failed != nil && (d.peek() == '{' || d.peek() == '~') {
+		if lit, sync := d.peekLiteralSync(); sync && lit {
+			d.literalHeaderNoCont()
+			return store.AppendMessage{}, failed
+		}
+	}
+	n, _ := d.literalHeader(c.srv.opts.AppendLimit)
+	if d.err != nil {
+		if d.err == errLiteralTooBig {
+			d.err = nil
+			return store.AppendMessage{}, no("TOOBIG", "message larger than APPENDLIMIT")
+		}
+		return store.AppendMessage{}, nil
+	}
+	body := io.LimitReader(d.br, n)
+	var staged store.Staged
+	if failed == nil {
+		staged, err = c.srv.opts.Store.Stage(c.ctx, body, c.srv.opts.AppendLimit)
+		if err != nil {
+			failed = err
+		}
+	}
+	// Whatever Stage did, the literal must be consumed to stay in step.
+	if _, cerr := io.Copy(io.Discard, body); cerr != nil {
+		if staged != nil {
+			staged.Discard()
+		}
+		d.setErr(cerr)
+		return store.AppendMessage{}, nil
+	}
+	c.setReadDeadline(c.srv.opts.CommandTimeout)
+	if utf8Data {
+		d.expect(')')
+	}
+	if failed != nil {
+		if staged != nil {
+			staged.Discard()
+		}
+		return store.AppendMessage{}, failed
+	}
+	return store.AppendMessage{Body: staged, Flags: flags, InternalDate: date}, nil
 }
 
 // peekLiteralSync looks at the literal header in the buffer without

@@ -49,6 +49,7 @@ var capabilityList = []struct {
 	{"BINARY", capAlways},             // RFC 3516
 	{"CONDSTORE", capAlways},          // RFC 7162 §3.1
 	{"QRESYNC", capAlways},            // RFC 7162 §3.2
+	{"MULTIAPPEND", capAlways},        // RFC 3502
 }
 
 // appendCaps appends the space-separated capability list for this

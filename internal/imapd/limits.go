@@ -45,6 +45,8 @@ const (
 	// maxLiteralsPerCommand caps the literals of one command, so that a
 	// client cannot keep one command going forever with empty literals.
 	maxLiteralsPerCommand = 1000
+	// maxAppendMessages caps the messages of one MULTIAPPEND.
+	maxAppendMessages = 1000
 	// maxSearchKeys caps the number of keys in one SEARCH program.
 	maxSearchKeys = 1000
 )

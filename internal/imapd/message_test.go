@@ -155,6 +155,44 @@ func TestAppendUTF8(t *testing.T) {
 	}
 }
 
+func TestMultiAppend(t *testing.T) {
+	ts := newTestServer(t)
+	rc := ts.login(t)
+	m1, m2, m3 := "Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n", "Subject: 3\r\n\r\nthree\r\n"
+	// RFC 3502: several messages, one atomic APPEND, mixed literal kinds.
+	rc.send(fmt.Sprintf("a APPEND INBOX (\\Seen) {%d+}\r\n%s {%d}\r\n", len(m1), m1, len(m2)))
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("%q", l)
+	}
+	rc.send(fmt.Sprintf("%s (\\Flagged) \"05-Mar-2026 11:12:13 +0200\" {%d+}\r\n%s\r\n", m2, len(m3), m3))
+	_, tagged := rc.until("a")
+	if !strings.HasPrefix(tagged, "a OK [APPENDUID ") || !strings.HasSuffix(tagged, " 1:3] APPEND completed") {
+		t.Fatalf("%q", tagged)
+	}
+	rc.ok("b SELECT INBOX")
+	u := rc.ok("c FETCH 1:3 (FLAGS BODY.PEEK[TEXT])")
+	if len(u) != 3 || !strings.Contains(u[0], `\Seen`) || !strings.Contains(u[2], `\Flagged`) || !strings.Contains(u[2], "three") {
+		t.Fatalf("%q", u)
+	}
+	// A bad message anywhere fails the whole command: nothing is added.
+	rc.send(fmt.Sprintf("d APPEND INBOX {%d+}\r\n%s (\\Bogus) {%d+}\r\n%s\r\n", len(m1), m1, len(m2), m2))
+	_, tagged = rc.until("d")
+	if !strings.HasPrefix(tagged, "d BAD") {
+		t.Fatalf("%q", tagged)
+	}
+	u = rc.ok("e STATUS INBOX (MESSAGES)")
+	if !hasLine(u, "* STATUS INBOX (MESSAGES 3)") {
+		t.Fatalf("%q", u)
+	}
+	// The second message's synchronising literal is refused unsent.
+	rc.send(fmt.Sprintf("f APPEND Nope {%d+}\r\n%s {%d}\r\n", len(m1), m1, len(m2)))
+	_, tagged = rc.until("f")
+	if tagged != "f NO [TRYCREATE] no such mailbox" {
+		t.Fatalf("%q", tagged)
+	}
+	rc.ok("g NOOP")
+}
+
 func TestAppendLimit(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) { o.AppendLimit = 100 })
 	rc := ts.login(t)
