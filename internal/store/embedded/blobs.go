@@ -195,9 +195,9 @@ func (w *wtx) insertBlob(st *staged) (int64, error) {
 	var err error
 	if st.file != "" {
 		w.op.dirSync = true
-		res, err = w.exec(`INSERT INTO blobs(size, file, info) VALUES(?, ?, ?)`, st.size, st.file, st.infoBytes)
+		res, err = w.exec(`INSERT INTO blobs(size, file) VALUES(?, ?)`, st.size, st.file)
 	} else {
-		res, err = w.exec(`INSERT INTO blobs(size, data, info) VALUES(?, ?, ?)`, st.size, st.data, st.infoBytes)
+		res, err = w.exec(`INSERT INTO blobs(size, data) VALUES(?, ?)`, st.size, st.data)
 	}
 	if err != nil {
 		return 0, err
@@ -207,6 +207,9 @@ func (w *wtx) insertBlob(st *staged) (int64, error) {
 		return 0, err
 	}
 	if _, err := w.exec(`INSERT INTO texts(blob_id, header, body) VALUES(?, ?, ?)`, id, st.header, st.body); err != nil {
+		return 0, err
+	}
+	if _, err := w.exec(`INSERT INTO infos(blob_id, info) VALUES(?, ?)`, id, st.infoBytes); err != nil {
 		return 0, err
 	}
 	if w.blobs == nil {

@@ -138,7 +138,7 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 	}
 	q := `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND uid >= ? AND uid <= ? ORDER BY uid LIMIT ?`
 	if opts.Parsed {
-		q = `SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, b.info FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid LIMIT ?`
+		q = `SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, i.info FROM messages m JOIN infos i ON i.blob_id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid LIMIT ?`
 	}
 	st, err := s.rstmt(ctx, q)
 	if err != nil {

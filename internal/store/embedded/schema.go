@@ -205,6 +205,27 @@ WHEN OLD.flags != NEW.flags BEGIN
 	WHERE id = NEW.mailbox_id;
 END;
 `,
+
+	// 3: parsed metadata in its own table. In blobs it sat after the
+	// inline body, so reading it walked the body's overflow pages; FETCH
+	// ENVELOPE of a big mailbox reads only this.
+	`
+CREATE TABLE infos(
+	blob_id INTEGER PRIMARY KEY,
+	info    BLOB NOT NULL
+);
+INSERT INTO infos(blob_id, info) SELECT id, info FROM blobs;
+ALTER TABLE blobs DROP COLUMN info;
+DROP TRIGGER messages_del_blob;
+CREATE TRIGGER messages_del_blob AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id) BEGIN
+	INSERT OR IGNORE INTO dead_files(name)
+		SELECT file FROM blobs WHERE id = OLD.blob_id AND file IS NOT NULL;
+	DELETE FROM texts WHERE blob_id = OLD.blob_id;
+	DELETE FROM infos WHERE blob_id = OLD.blob_id;
+	DELETE FROM blobs WHERE id = OLD.blob_id;
+END;
+`,
 }
 
 // migrate brings the schema up to date, one transaction per migration.
