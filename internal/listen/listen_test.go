@@ -3,6 +3,7 @@ package listen
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -219,5 +220,44 @@ func TestReadTimeout(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("read timeout did not fire")
+	}
+}
+
+// tempErr is a temporary accept error such as EMFILE.
+type tempErr struct{}
+
+func (tempErr) Error() string   { return "too many open files" }
+func (tempErr) Timeout() bool   { return false }
+func (tempErr) Temporary() bool { return true }
+
+// flakyListener fails Accept with temporary errors n times, then reports
+// itself closed.
+type flakyListener struct {
+	net.Listener
+	n     int
+	calls int
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	f.calls++
+	if f.calls <= f.n {
+		return nil, tempErr{}
+	}
+	return nil, net.ErrClosed
+}
+
+func TestServeBacksOffOnTemporaryErrors(t *testing.T) {
+	fl := &flakyListener{n: 4}
+	start := time.Now()
+	err := Serve(fl, func(net.Conn) { t.Error("handler called") })
+	if !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve = %v, want net.ErrClosed", err)
+	}
+	if fl.calls != 5 {
+		t.Fatalf("Accept called %d times, want 5", fl.calls)
+	}
+	// 5 + 10 + 20 + 40 ms of backoff.
+	if el := time.Since(start); el < 75*time.Millisecond {
+		t.Fatalf("no backoff: %v", el)
 	}
 }
