@@ -139,6 +139,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		lockf.Close()
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
+	// The WAL is truncated to this size after a checkpoint (it would
+	// otherwise keep its largest size forever).
+	if _, err := wdb.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`); err != nil {
+		wdb.Close()
+		lockf.Close()
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
 	rdb, err := sql.Open(opts.driver, dsn(path, true))
 	if err != nil {
 		wdb.Close()
@@ -178,6 +185,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 func dsn(path string, reader bool) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", "10000")
+	// 8 MiB page cache per connection (the default is 2 MiB): scans of
+	// big mailboxes stay in memory.
+	q.Add("_pragma", "cache_size(-8192)")
 	if reader {
 		q.Set("_query_only", "1")
 	} else {
