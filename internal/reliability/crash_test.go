@@ -301,6 +301,48 @@ func imapWorker(ctx context.Context, addr, name, user string, l *ledger) {
 	}
 }
 
+// moverWorker moves the oldest messages of user's INBOX to Archive, so
+// that kills also land in the middle of MOVE (RFC 6851: atomic; a message
+// must end up in exactly one of the two mailboxes).
+func moverWorker(ctx context.Context, addr, user string, l *ledger, moved *atomic.Int64) {
+	for ctx.Err() == nil {
+		w, err := imapLogin(addr, user, 10*time.Second)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		func() {
+			defer w.Close()
+			w.send("s SELECT INBOX\r\n")
+			if l, _, err := w.until("s "); err != nil || !strings.HasPrefix(l, "s OK") {
+				return
+			}
+			for ctx.Err() == nil {
+				if err := w.send("m MOVE 1:2 Archive\r\n"); err != nil {
+					return
+				}
+				line, _, err := w.until("m ")
+				if err != nil {
+					return
+				}
+				switch {
+				case strings.HasPrefix(line, "m OK"):
+					moved.Add(1)
+				case strings.Contains(line, "SERVERBUG"):
+					l.fail("imap MOVE: %q", line)
+					return
+				default: // empty mailbox: wait for news
+					time.Sleep(30 * time.Millisecond)
+					w.send("n NOOP\r\n")
+					if _, _, err := w.until("n "); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+}
+
 // popPending is a POP3 session's deletions whose fate is not yet checked.
 type popPending struct {
 	dele     []string // UIDLs marked with DELE (+OK)
@@ -509,6 +551,8 @@ func TestCrashSIGKILL(t *testing.T) {
 	}
 	quit := make(chan struct{}, 1)
 	run(func() { popWorker(ctx, addrs[1], led, &pst, quit) })
+	var moved atomic.Int64
+	run(func() { moverWorker(ctx, addrs[0], crashUsers[2], led, &moved) })
 
 	start := time.Now()
 	for k := 0; k < kills; k++ {
@@ -554,6 +598,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	t.Logf("%d kills in %v; acknowledged %d deliveries (%v), %d messages tried; POP3: %d sessions, %d checked, %d with QUIT in flight at a kill (%d of them applied in full, the others not at all), %d messages deleted after +OK",
 		kills, time.Since(start).Round(time.Millisecond), acked, led.perProto, len(led.sizes),
 		pst.sessions.Load(), pst.checked.Load(), pst.inFlight.Load(), pst.inFlightApplied.Load(), pst.deleted.Load())
+	t.Logf("IMAP MOVE to Archive acknowledged %d times", moved.Load())
 	if acked < kills {
 		t.Errorf("only %d deliveries acknowledged in %d runs: the clients did not get through", acked, kills)
 	}
@@ -570,8 +615,9 @@ func verifyCrashStore(t *testing.T, dir string, led *ledger, validity map[string
 		t.Fatalf("store does not open after the last kill: %v", err)
 	}
 	type found struct {
-		count int
-		uid   store.UID
+		count   int
+		uid     store.UID
+		mailbox string
 	}
 	verified := 0
 	stored := map[string]map[string]*found{} // account -> id -> found
@@ -629,12 +675,12 @@ func verifyCrashStore(t *testing.T, dir string, led *ledger, validity map[string
 				}
 				f := stored[u][id]
 				if f == nil {
-					f = &found{uid: uid}
+					f = &found{uid: uid, mailbox: mb.Name}
 					stored[u][id] = f
 				}
 				f.count++
 				if f.count > 1 {
-					t.Errorf("%s: message %s stored %d times", u, id, f.count)
+					t.Errorf("%s: message %s stored %d times (now also in %s)", u, id, f.count, mb.Name)
 				}
 			}
 		}
@@ -650,7 +696,7 @@ func verifyCrashStore(t *testing.T, dir string, led *ledger, validity map[string
 				continue
 			}
 			verified++
-			if a, ok := led.uids[id]; ok && a.acct == r {
+			if a, ok := led.uids[id]; ok && a.acct == r && f.mailbox == store.InboxName {
 				if a.uid != f.uid {
 					t.Errorf("%s: APPENDUID said %d, stored at %d", id, a.uid, f.uid)
 				}
