@@ -640,3 +640,62 @@ func TestSubmissionQueue(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+// ptyScript runs argv[1] with argv[3:] on a pseudo-terminal, answers
+// each prompt ending in "assword:" with the next line of argv[2], and
+// prints everything the command wrote plus its exit status.
+const ptyScript = `
+import os, pty, sys, select, time
+answers = sys.argv[2].split("\n")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:2] + sys.argv[3:])
+out = b""
+deadline = time.time() + 60
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 1)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if chunk.rstrip().endswith(b"assword:") and answers:
+        os.write(fd, (answers.pop(0) + "\n").encode())
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\nEXIT=%d\n" % os.waitstatus_to_exitcode(status))
+`
+
+// TestPasswordPromptOnTerminal: without -password-stdin, user add asks
+// twice on the terminal, without echoing what is typed.
+func TestPasswordPromptOnTerminal(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	dir := t.TempDir()
+	cfg, _ := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	run := func(answers string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("python3", append([]string{"-c", ptyScript, binary, answers}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("pty run: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := run("typed-secret-1\ntyped-secret-1", "user", "add", "tty@localhost", "-config", cfg)
+	if !strings.Contains(out, "EXIT=0") || strings.Count(out, "assword:") != 2 || !strings.Contains(out, "added tty@localhost") {
+		t.Fatalf("prompted add:\n%s", out)
+	}
+	if strings.Contains(out, "typed-secret-1") {
+		t.Fatalf("password echoed:\n%s", out)
+	}
+	out = run("one-password\nanother-password", "user", "passwd", "tty@localhost", "-config", cfg)
+	if !strings.Contains(out, "EXIT=2") || !strings.Contains(out, "differ") {
+		t.Fatalf("mismatched passwords:\n%s", out)
+	}
+}
