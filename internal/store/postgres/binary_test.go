@@ -38,7 +38,9 @@ func freeAddr(t *testing.T) string {
 func buildSkrytka(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "skrytka")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/skrytka/skrytka/cmd/skrytka").CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/skrytka/skrytka/cmd/skrytka").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

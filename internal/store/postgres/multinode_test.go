@@ -196,6 +196,9 @@ func TestLeaseExpiresWhenNodeKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	// A child that never gets the lock must not hang the test.
+	watchdog := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer watchdog.Stop()
 	buf := make([]byte, 6)
 	if _, err := out.Read(buf); err != nil || string(buf) != "LOCKED" {
 		t.Fatalf("child: %q %v", buf, err)
