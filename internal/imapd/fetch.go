@@ -3,7 +3,6 @@ package imapd
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -448,4 +447,3 @@ func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChange
 	return nil
 }
 
-var _ = time.Time{}

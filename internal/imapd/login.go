@@ -11,7 +11,6 @@ import (
 
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/listen"
-	"github.com/skrytka/skrytka/internal/store"
 )
 
 // cmdLogin: RFC 9051 §6.2.3.
@@ -173,4 +172,3 @@ func (c *conn) readLine() (string, error) {
 	}
 }
 
-var _ store.Subscription // the session's change feed is opened at login

@@ -91,7 +91,8 @@ func cmdSelect(c *conn, cmd *command) error {
 	}
 	if !c.rev2 && len(uids) > 0 {
 		first := mb.RecentUID
-		if !readOnly {
+		// Claiming is a write: skip it when nothing is left to claim.
+		if !readOnly && (first == 0 || first <= uids[len(uids)-1]) {
 			if first, err = st.ClaimRecent(c.ctx, c.acct.ID, mb.ID); err != nil {
 				return err
 			}
