@@ -446,4 +446,3 @@ func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChange
 	c.send(b)
 	return nil
 }
-

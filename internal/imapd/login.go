@@ -171,4 +171,3 @@ func (c *conn) readLine() (string, error) {
 		b = append(b, ch)
 	}
 }
-
