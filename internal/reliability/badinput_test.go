@@ -158,6 +158,13 @@ func TestBadInputIMAP(t *testing.T) {
 		{"nested search keys", "full", "a SEARCH " + nested + "\r\n", []string{"a BAD"}, false},
 		{"nested fetch list", "full", "a FETCH 1 " + strings.Repeat("(", 100) + "FLAGS" + strings.Repeat(")", 100) + "\r\n", []string{"a BAD"}, false},
 		{"nested append flags", "auth", "a APPEND INBOX " + strings.Repeat("(", 100) + "\r\n", []string{"a BAD"}, false},
+		// Work per command is bounded (each case must also finish within
+		// the 5 s read timeout).
+		{"LIST wildcards", "auth", "a LIST \"\" \"" + strings.Repeat("*a", 40) + "b\"\r\n", []string{"a OK"}, false},
+		{"LIST percent wildcards", "auth", "a LIST \"\" \"" + strings.Repeat("%a", 40) + "b\"\r\n", []string{"a OK"}, false},
+		{"deep section", "full", "a FETCH 1 BODY.PEEK[" + strings.Repeat("1.", 2000) + "1]\r\n", []string{"a BAD|a NO"}, false},
+		{"many header fields", "full", "a FETCH 1 BODY.PEEK[HEADER.FIELDS (" + strings.TrimSpace(strings.Repeat("X-A ", 5000)) + ")]\r\n", []string{"* 1 FETCH", "", ")", "a OK"}, false},
+		{"search too complex", "full", "a SEARCH " + strings.Repeat("OR SUBJECT a ", 2000) + "ALL\r\n", []string{"a BAD|a NO"}, false},
 		// Sequence sets.
 		{"FETCH 1:* empty", "sel", "a FETCH 1:* (FLAGS)\r\n", []string{"a OK|a NO"}, false},
 		{"UID FETCH 1:* empty", "sel", "a UID FETCH 1:* (FLAGS)\r\n", []string{"a OK"}, false},
@@ -356,6 +363,7 @@ func smtpBadCases(hello string) []badCase {
 		{"absolute path recipient", "mail", "RCPT TO:</etc/passwd@localhost>\r\n", []string{"501 |550 |553 "}, false},
 		{"address-literal recipient", "mail", "RCPT TO:<a@[127.0.0.1]>\r\n", []string{"550 |554 |553 "}, false},
 		{"source route", "mail", "RCPT TO:<@evil.example:a@localhost>\r\n", []string{"250 |501 |550 |553 "}, false},
+		{"recipients over the cap", "mail", strings.Repeat("RCPT TO:<a@localhost>\r\n", 101), append(repeatWant("250 ", 100), "452 "), false},
 		{"SIZE too large", "helo", "MAIL FROM:<x@example.org> SIZE=99999999999999\r\n", []string{"552 |501 "}, false},
 		{"SIZE overflow", "helo", "MAIL FROM:<x@example.org> SIZE=999999999999999999999999\r\n", []string{"552 |501 |555 "}, false},
 		// RFC 5321 §4.1.1.11 says 555; go-smtp answers 500 5.5.4.
@@ -365,6 +373,14 @@ func smtpBadCases(hello string) []badCase {
 		{"BDAT negative", "mail", "RCPT TO:<a@localhost>\r\nBDAT -1\r\n", []string{"250 ", "501 |500 "}, false},
 		{"HTTP request", "pre", "GET / HTTP/1.1\r\n", []string{"500 |501 |502 |421 "}, false},
 	}
+}
+
+func repeatWant(w string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = w
+	}
+	return out
 }
 
 func TestBadInputSMTP(t *testing.T) {
