@@ -211,3 +211,62 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// queueLeaseRefresh is how often the queue runner refreshes its lease;
+// well under the PostgreSQL backend's lease expiry.
+const queueLeaseRefresh = 20 * time.Second
+
+// runQueue runs the outbound queue until ctx ends, on one node at a time:
+// the runner holds the maildrop lease of the queue's system account,
+// which the store keeps across nodes (PostgreSQL) and which no person can
+// take (nobody can log in to that account). A node that does not get the
+// lease tries again after retry.
+func runQueue(ctx context.Context, st store.Store, q *queue.Queue, holder string, retry time.Duration, log *slog.Logger) {
+	for {
+		if err := runQueueOnce(ctx, st, q, holder, log); err != nil && ctx.Err() == nil {
+			log.Warn("outbound queue not run on this node", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+	}
+}
+
+func runQueueOnce(ctx context.Context, st store.Store, q *queue.Queue, holder string, log *slog.Logger) error {
+	acct, err := st.Account(ctx, queue.SystemAddress)
+	if err != nil {
+		return err
+	}
+	lease, err := st.LockMaildrop(ctx, acct.ID, holder)
+	if errors.Is(err, store.ErrLocked) {
+		return nil // another node runs it
+	}
+	if err != nil {
+		return err
+	}
+	defer lease.Release()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(queueLeaseRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				if err := lease.Refresh(runCtx); err != nil {
+					if runCtx.Err() == nil {
+						log.Warn("outbound queue lease lost; stopping the queue here", "err", err)
+					}
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	q.Run(runCtx)
+	return nil
+}

@@ -115,7 +115,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	queueDone := make(chan struct{})
 	go func() {
 		defer close(queueDone)
-		outq.Run(queueCtx)
+		holder := fmt.Sprintf("queue %s pid %d", cfg.Hostname, os.Getpid())
+		runQueue(queueCtx, st, outq, holder, time.Minute, log)
 	}()
 	defer func() {
 		// Before the store closes: stop the queue and wait for it.
