@@ -290,3 +290,104 @@ func TestSlowLoris(t *testing.T) {
 	}
 	t.Logf("longest slow-loris connection per protocol: %v", worst)
 }
+
+// TestTLSHandshakeStall: clients that connect to the implicit-TLS ports and
+// never finish (or never start) the handshake are disconnected by the
+// pre-login timeout, and others are served meanwhile.
+func TestTLSHandshakeStall(t *testing.T) {
+	srvTLS, cliTLS := testharness.TLSConfigs(t)
+	s := startStack(t, stackOpts{
+		TLS:  srvTLS,
+		IMAP: func(o *imapd.Options) { o.PreAuthTimeout, o.CommandTimeout = time.Second, time.Second },
+		POP3: func(o *pop3d.Options) { o.AuthTimeout = time.Second },
+		SMTP: func(o *smtpd.Options) { o.CommandTimeout, o.SessionTimeout = time.Second, 3 * time.Second },
+	})
+	// STARTTLS accepted, then no handshake.
+	for _, p := range []struct{ name, addr, greet, hello, starttls, ok string }{
+		{"imap STARTTLS", s.IMAPAddr, "* OK", "", "a STARTTLS", "a OK"},
+		{"pop3 STLS", s.POP3Addr, "+OK", "", "STLS", "+OK"},
+		{"smtp STARTTLS", s.SMTPAddr, "220 ", "EHLO x.example.org", "STARTTLS", "220 "},
+		{"lmtp STARTTLS", s.LMTPAddr, "220 ", "LHLO x.example.org", "STARTTLS", "220 "},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			lc := testharness.Dial(t, p.addr)
+			lc.Expect(p.greet)
+			if p.hello != "" {
+				lc.Send("%s", p.hello)
+				lc.ExpectUntil("250 ")
+			}
+			lc.Send("%s", p.starttls)
+			lc.Expect(p.ok)
+			start := time.Now()
+			lc.ExpectClosed()
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("closed only after %v", d)
+			}
+		})
+	}
+	for _, p := range []struct{ name, addr, greet string }{{"imaps", s.IMAPSAddr, "* OK"}, {"pop3s", s.POP3SAddr, "+OK"}} {
+		t.Run(p.name, func(t *testing.T) {
+			var stalled []net.Conn
+			for i := 0; i < 10; i++ {
+				c, err := net.Dial("tcp", p.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if i%2 == 1 {
+					c.Write([]byte{0x16, 0x03, 0x01}) // the start of a ClientHello, then nothing
+				}
+				stalled = append(stalled, c)
+			}
+			lc := testharness.DialTLS(t, p.addr, cliTLS)
+			lc.Expect(p.greet)
+			start := time.Now()
+			for _, c := range stalled {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, 512)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						if ne, ok := err.(net.Error); ok && ne.Timeout() {
+							t.Fatalf("a stalled handshake is still open after %v", time.Since(start))
+						}
+						break
+					}
+				}
+			}
+			t.Logf("stalled handshakes closed within %v", time.Since(start))
+		})
+	}
+}
+
+// TestPOP3LockFreedOnHangUp: a POP3 client that hangs up without QUIT
+// (or is cut off) does not lock its owner out of the maildrop.
+func TestPOP3LockFreedOnHangUp(t *testing.T) {
+	s := startStack(t, stackOpts{})
+	a := s.addUser(t, "a@localhost")
+	appendMsg(t, s.Store, a, "INBOX", "Subject: x\r\n\r\ny\r\n")
+	for i := 0; i < 3; i++ {
+		w, err := pop3Login(s.POP3Addr, "a@localhost", 5*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		w.send("DELE 1\r\nRETR 1\r\n") // and hang up mid-conversation
+		w.Close()
+	}
+	start := time.Now()
+	for {
+		w, err := pop3Login(s.POP3Addr, "a@localhost", 5*time.Second)
+		if err == nil {
+			w.send("STAT\r\n")
+			if l, _ := w.line(); !strings.HasPrefix(l, "+OK 1 ") {
+				t.Errorf("after hang-ups without QUIT: STAT %q, want the message kept", l)
+			}
+			w.Close()
+			break
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("maildrop still locked %v after the client hung up: %v", time.Since(start), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("maildrop free again after %v", time.Since(start))
+}

@@ -204,6 +204,8 @@ type stack struct {
 	MX, LMTP   *smtpd.Server
 	IMAPAddr   string
 	POP3Addr   string
+	IMAPSAddr  string // implicit TLS; only with stackOpts.TLS
+	POP3SAddr  string
 	SMTPAddr   string
 	LMTPAddr   string
 	lns        []net.Listener
@@ -289,6 +291,23 @@ func buildStack(dir string, o stackOpts) (*stack, error) {
 	}))
 	serve(s.MX.Serve, raw[2])
 	serve(s.LMTP.Serve, raw[3])
+	if o.TLS != nil {
+		// Implicit TLS ports, wrapped as cmd/skrytka wraps them.
+		for i, f := range []func(net.Listener) error{s.IMAP.Serve, s.POP3.Serve} {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.lns = append(s.lns, ln)
+			if i == 0 {
+				s.IMAPSAddr = ln.Addr().String()
+			} else {
+				s.POP3SAddr = ln.Addr().String()
+			}
+			serve(f, tls.NewListener(s.Lim.Listener(ln, []string{"imaps", "pop3s"}[i], nil), o.TLS))
+		}
+	}
 	return s, nil
 }
 
