@@ -300,7 +300,7 @@ func TestTLSHandshakeStall(t *testing.T) {
 		TLS:  srvTLS,
 		IMAP: func(o *imapd.Options) { o.PreAuthTimeout, o.CommandTimeout = time.Second, time.Second },
 		POP3: func(o *pop3d.Options) { o.AuthTimeout = time.Second },
-		SMTP: func(o *smtpd.Options) { o.CommandTimeout, o.SessionTimeout = time.Second, 3 * time.Second },
+		SMTP: func(o *smtpd.Options) { o.CommandTimeout, o.SessionTimeout = time.Second, 3*time.Second },
 	})
 	// STARTTLS accepted, then no handshake.
 	for _, p := range []struct{ name, addr, greet, hello, starttls, ok string }{
