@@ -136,11 +136,13 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 	if _, err := s.ownMailbox(ctx, acct, mbox); err != nil {
 		return err
 	}
-	q := `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND uid >= ? AND uid <= ? ORDER BY uid LIMIT ?`
+	var st, packed *sql.Stmt
+	var err error
 	if opts.Parsed {
-		q = `SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, i.info FROM messages m JOIN infos i ON i.blob_id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid LIMIT ?`
+		st, err = s.rstmt(ctx, `SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, i.info FROM messages m JOIN infos i ON i.blob_id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid LIMIT ?`)
+	} else {
+		packed, err = s.rstmt(ctx, packedPageQuery)
 	}
-	st, err := s.rstmt(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -150,6 +152,22 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 		next := r.Start
 		for {
 			page, infos = page[:0], infos[:0]
+			if packed != nil {
+				// Without Parsed, one text value per page (packed.go).
+				if page, err = packedPage(ctx, packed, mbox, next, r.Stop, messagesPage, page); err != nil {
+					return err
+				}
+				for i := range page {
+					if err := fn(&page[i]); err != nil {
+						return err
+					}
+				}
+				if len(page) < messagesPage || page[len(page)-1].UID >= r.Stop {
+					break
+				}
+				next = page[len(page)-1].UID + 1
+				continue
+			}
 			rows, err := st.QueryContext(ctx, mbox, next, r.Stop, messagesPage)
 			if err != nil {
 				return translate(err)
