@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,26 @@ func TestLoginFailure(t *testing.T) {
 	if !strings.HasPrefix(tagged, "c BAD") {
 		t.Fatalf("select before login: %q", tagged)
 	}
+}
+
+func TestTooManyLoginFailures(t *testing.T) {
+	ts := newTestServer(t)
+	rc := ts.dialGreet(t)
+	// Distinct unknown users, so the Authenticator's per-account throttle
+	// does not slow the test down.
+	for i := 1; i < maxLoginFailures; i++ {
+		if _, tagged := rc.cmd(fmt.Sprintf("a LOGIN nobody%d@localhost wrong", i)); !strings.HasPrefix(tagged, "a NO") {
+			t.Fatalf("%q", tagged)
+		}
+	}
+	u, tagged := rc.cmd("b LOGIN nobody@localhost wrong")
+	if !strings.HasPrefix(tagged, "b NO") {
+		t.Fatalf("%q %q", u, tagged)
+	}
+	if l := rc.line(); l != "* BYE too many failed logins" {
+		t.Fatalf("%q", l)
+	}
+	rc.expectEOF()
 }
 
 func TestAuthenticatePlain(t *testing.T) {

@@ -71,6 +71,8 @@ type conn struct {
 	state    connState
 	commands int // commands received
 	bads     int // consecutive BAD replies
+	// loginFailures counts failed LOGIN/AUTHENTICATE on this connection.
+	loginFailures int
 
 	// enabled extensions (ENABLE, RFC 5161)
 	rev2             bool // IMAP4rev2 enabled

@@ -45,6 +45,9 @@ const (
 	// maxLiteralsPerCommand caps the literals of one command, so that a
 	// client cannot keep one command going forever with empty literals.
 	maxLiteralsPerCommand = 1000
+	// maxLoginFailures ends a connection after that many failed logins
+	// (auth.Authenticator throttles across connections as well).
+	maxLoginFailures = 5
 	// maxAppendMessages caps the messages of one MULTIAPPEND.
 	maxAppendMessages = 1000
 	// maxSearchKeys caps the number of keys in one SEARCH program.

@@ -46,6 +46,12 @@ func (c *conn) authenticate(cmd *command, authz, user, pass string) error {
 	if errors.Is(err, auth.ErrFailed) {
 		c.log.Info("login failed", "user", user)
 		c.loginDelay()
+		if c.loginFailures++; c.loginFailures >= maxLoginFailures {
+			c.tagged(cmd, "NO", "AUTHENTICATIONFAILED", "authentication failed")
+			c.sendString("* BYE too many failed logins")
+			c.state = stateLogout
+			return nil
+		}
 		return no("AUTHENTICATIONFAILED", "authentication failed")
 	}
 	if err != nil {
