@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -105,5 +106,39 @@ func TestCancelled(t *testing.T) {
 	}
 	if m, _ := s.MailboxByID(ctx, a.ID, inbox.ID); m.Messages != 0 || m.UIDNext != 1 {
 		t.Errorf("cancelled append left %+v", m)
+	}
+}
+
+// TestPackedRows checks the packed page format with keywords that contain
+// commas, negative zone offsets and more than one page.
+func TestPackedRows(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{driver: testDriver})
+	defer s.Close()
+	a, _ := s.CreateAccount(ctx, "packed@example.org", "x")
+	inbox, _ := s.Mailbox(ctx, a.ID, store.InboxName)
+	date := time.Date(2021, 1, 2, 3, 4, 5, 0, time.FixedZone("", -(9*3600 + 30*60)))
+	var msgs []store.AppendMessage
+	for i := 0; i < messagesPage+10; i++ {
+		st, _ := s.Stage(ctx, strings.NewReader("Subject: p\r\n\r\n"), 0)
+		msgs = append(msgs, store.AppendMessage{Body: st, InternalDate: date, Flags: store.Flags{Sys: store.FlagAnswered, Keywords: []string{"a,b", "$x"}}})
+	}
+	if _, err := s.Append(ctx, a.ID, inbox.ID, msgs); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := s.Messages(ctx, a.ID, inbox.ID, store.UIDSet{{Start: 1, Stop: ^store.UID(0)}}, store.FetchOptions{}, func(m *store.Message) error {
+		n++
+		if m.UID != store.UID(n) || m.Flags.Sys != store.FlagAnswered || len(m.Flags.Keywords) != 2 ||
+			m.Flags.Keywords[0] != "$x" || m.Flags.Keywords[1] != "a,b" || !m.InternalDate.Equal(date) || m.Size != 14 || m.ID == 0 {
+			t.Fatalf("message %d: %+v", n, m)
+		}
+		if _, off := m.InternalDate.Zone(); off != -(9*3600 + 30*60) {
+			t.Fatalf("zone offset %d", off)
+		}
+		return nil
+	})
+	if err != nil || n != messagesPage+10 {
+		t.Fatalf("%d messages, %v", n, err)
 	}
 }
