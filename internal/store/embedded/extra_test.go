@@ -117,7 +117,7 @@ func TestPackedRows(t *testing.T) {
 	defer s.Close()
 	a, _ := s.CreateAccount(ctx, "packed@example.org", "x")
 	inbox, _ := s.Mailbox(ctx, a.ID, store.InboxName)
-	date := time.Date(2021, 1, 2, 3, 4, 5, 0, time.FixedZone("", -(9*3600 + 30*60)))
+	date := time.Date(2021, 1, 2, 3, 4, 5, 0, time.FixedZone("", -(9*3600+30*60)))
 	var msgs []store.AppendMessage
 	for i := 0; i < messagesPage+10; i++ {
 		st, _ := s.Stage(ctx, strings.NewReader("Subject: p\r\n\r\n"), 0)
