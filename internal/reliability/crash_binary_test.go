@@ -145,5 +145,5 @@ tls_listen = ""
 	if acked < kills {
 		t.Errorf("only %d deliveries acknowledged in %d runs", acked, kills)
 	}
-	verifyCrashStore(t, data, led, validity)
+	verifyCrashStore(t, data, led, validity, false)
 }
