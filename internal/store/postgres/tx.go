@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,27 +40,59 @@ func (w *wtx) deferExec(check func(pgconn.CommandTag) error, sql string, args ..
 }
 
 // write runs fn in a transaction and sends its changes with NOTIFY as the
-// transaction's last statement (delivered by PostgreSQL after commit).
+// transaction's last statements (PostgreSQL delivers them after commit).
+// The deferred statements, the NOTIFY and the COMMIT travel as one
+// pipelined batch. Deadlocks and serialization failures are retried.
 func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
 	var after []func()
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		w := &wtx{s: s, tx: tx, ctx: ctx}
-		after = nil
-		if err := fn(w); err != nil {
-			return err
+	var err error
+	for attempt := 0; attempt < maxTxAttempts; attempt++ {
+		after, err = s.writeOnce(ctx, fn)
+		if !retryable(err) {
+			break
 		}
-		if err := w.flush(); err != nil {
-			return err
-		}
-		after = w.after
-		return nil
-	})
-	if err == nil {
-		for _, f := range after {
-			f()
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	if err != nil {
+		return translate(err)
+	}
+	for _, f := range after {
+		f()
+	}
+	return nil
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(w *wtx) error) ([]func(), error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A connection left inside a transaction (a failed pipeline) is
+	// destroyed by the pool on release, never reused.
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &wtx{s: s, tx: tx, ctx: ctx}
+	if err := fn(w); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	committed, err := w.flush(true)
+	if err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if !committed {
+		if err := tx.Commit(ctx); err != nil {
+			return nil, err
 		}
 	}
-	return err
+	return w.after, nil
 }
 
 func nilIfEmpty(s []string) []string {
@@ -70,7 +104,10 @@ func nilIfEmpty(s []string) []string {
 
 func (w *wtx) publish(c store.Change) { w.changes = append(w.changes, c) }
 
-func (w *wtx) flush() error {
+// flush sends the NOTIFY and the deferred statements as one batch; with
+// commit set it appends COMMIT to that batch and reports whether it did
+// (it does not when there is nothing else to send).
+func (w *wtx) flush(commit bool) (committed bool, err error) {
 	if len(w.changes) > 0 {
 		payloads := make([]string, len(w.changes))
 		for i, c := range w.changes {
@@ -81,19 +118,15 @@ func (w *wtx) flush() error {
 	}
 	later := w.later
 	w.later = nil
-	switch len(later) {
-	case 0:
-		return nil
-	case 1:
-		tag, err := w.tx.Exec(w.ctx, later[0].sql, later[0].args...)
-		if err == nil && later[0].check != nil {
-			err = later[0].check(tag)
-		}
-		return err
+	if len(later) == 0 {
+		return false, nil
 	}
 	b := &pgx.Batch{}
 	for _, d := range later {
 		b.Queue(d.sql, d.args...)
+	}
+	if commit {
+		b.Queue(`COMMIT`)
 	}
 	br := w.tx.SendBatch(w.ctx, b)
 	for _, d := range later {
@@ -103,10 +136,23 @@ func (w *wtx) flush() error {
 		}
 		if err != nil {
 			br.Close()
-			return err
+			return false, err
 		}
 	}
-	return br.Close()
+	if commit {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return false, err
+		}
+		if tag.String() != "COMMIT" {
+			br.Close()
+			return false, fmt.Errorf("commit ended as %q", tag.String())
+		}
+		br.Close() // committed: nothing after it can undo that
+		return true, nil
+	}
+	return false, br.Close()
 }
 
 const mailboxCols = `id, account_id, name, special_use, noselect, uidvalidity, uidnext, highest_modseq, messages, unseen, deleted, size, recent_uid`
