@@ -128,6 +128,7 @@ func StartPG() (*PGServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStaleClusters()
 	dir, err := os.MkdirTemp("", "skrytka-pg-")
 	if err != nil {
 		return nil, err
@@ -167,6 +168,28 @@ func StartPG() (*PGServer, error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
+	}
+}
+
+// removeStaleClusters deletes cluster directories left by test processes
+// that were killed (their server died with them through Pdeathsig): older
+// than ten minutes and without a live postmaster.
+func removeStaleClusters() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "skrytka-pg-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 10*time.Minute {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			line, _, _ := strings.Cut(string(b), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && pid > 0 {
+				if syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM) {
+					continue // still running
+				}
+			}
+		}
+		os.RemoveAll(d)
 	}
 }
 
