@@ -3,6 +3,20 @@
 // and crash tests) against real stores in temporary locations; the suite
 // knows nothing of how a backend stores data.
 //
+// A backend hooks in like this (see embedded's store_test.go):
+//
+//	func TestMain(m *testing.M) {
+//		storetest.RunCrashChild(openAt) // the SIGKILL test's child process
+//		os.Exit(m.Run())
+//	}
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.RunBackend(t, storetest.Backend{Open: ..., Reopen: ..., Crash: &storetest.Crash{...}})
+//	}
+//
+// The suite assumes a per-subscriber change queue of at least 100 and
+// under 500 changes (store.DefaultFeedQueue is 128).
+//
 // It depends only on package store and mailparse, and on the standard
 // library's testing package. It must stay backend-neutral: anything a
 // backend-specific check needs (such as looking for orphan body files)
