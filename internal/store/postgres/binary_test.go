@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +21,9 @@ import (
 // skrytkaNode is one `skrytka serve` process.
 type skrytkaNode struct {
 	cmd                   *exec.Cmd
-	stderr                *bytes.Buffer
+	stderr                *syncBuffer
+	exited                chan struct{} // closed once cmd.Wait returned (Wait is called exactly once)
+	waitErr               error
 	cfg                   string
 	imap, pop, lmtp, smtp string
 }
@@ -80,33 +83,37 @@ dsn = %q
 
 func (n *skrytkaNode) start(t *testing.T, bin string) {
 	t.Helper()
-	n.stderr = &bytes.Buffer{}
+	n.stderr = &syncBuffer{}
 	n.cmd = exec.Command(bin, "serve", "-config", n.cfg)
 	n.cmd.Stderr = n.stderr
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	n.exited = make(chan struct{})
+	go func() {
+		// The only call to Wait: a second, concurrent Wait races inside
+		// os/exec and can block forever.
+		n.waitErr = n.cmd.Wait()
+		close(n.exited)
+	}()
 	t.Cleanup(func() {
-		if n.cmd.ProcessState == nil {
+		select {
+		case <-n.exited:
+		default:
 			n.cmd.Process.Kill()
-			n.cmd.Wait()
+			<-n.exited
 		}
 	})
-	exited := make(chan error, 1)
-	go func() {
-		// Only to notice an early exit; Wait is called once, here.
-		exited <- n.cmd.Wait()
-	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.Dial("tcp", n.imap)
 		if err == nil {
 			c.Close()
-			go func() { <-exited }()
 			return
 		}
 		select {
-		case err := <-exited:
+		case <-n.exited:
+			err := n.waitErr
 			if strings.Contains(n.stderr.String(), "not part of this build") {
 				t.Skipf("this build of skrytka has no postgres backend: %s", n.stderr)
 			}
@@ -315,4 +322,23 @@ func TestBinaryTwoNodes(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	t.Logf("A's POP3 lock released %v after SIGKILL (lease %v)", time.Since(killed).Round(time.Second), DefaultLeaseTTL)
+}
+
+// syncBuffer is a bytes.Buffer safe for the child's stderr copier and the
+// test reading it at the same time.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
