@@ -20,6 +20,7 @@ import (
 
 	"github.com/skrytka/skrytka/bench/corpus"
 	"github.com/skrytka/skrytka/bench/load"
+	"github.com/skrytka/skrytka/internal/testharness"
 )
 
 const (
@@ -296,10 +297,9 @@ func (s *server) target(t *testing.T) *load.Target {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testharness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }

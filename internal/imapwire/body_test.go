@@ -36,7 +36,7 @@ func TestAppendBodyStructure(t *testing.T) {
 			{Type: "text", Subtype: "plain", Params: []mailparse.Param{{Name: "charset", Value: "us-ascii"}},
 				BodyStart: 10, End: 20, Lines: 2, Language: []string{"en", "de"}, Location: "loc"},
 			{Type: "message", Subtype: "rfc822", BodyStart: 30, End: 40, Lines: 3}, // not parsed: still needs envelope and body
-			{Type: "multipart", Subtype: "related"},                               // no parts: shown as one empty text/plain
+			{Type: "multipart", Subtype: "related"},                                // no parts: shown as one empty text/plain
 			{Type: "image", Subtype: "png", Encoding: "base64", BodyStart: 50, End: 54, HasDisposition: true, TypeSpelling: "IMAGE/Png"},
 		},
 	}

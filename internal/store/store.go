@@ -228,9 +228,9 @@ type FetchOptions struct {
 // take ownership) or dropped with Discard. A Staged is bound to the Store
 // that made it.
 type Staged interface {
-	Size() int64               // octets after CRLF normalisation
-	Info() *mailparse.Info     // parsed once, at staging
-	Discard() error            // safe to call after Append/Deliver consumed it
+	Size() int64           // octets after CRLF normalisation
+	Info() *mailparse.Info // parsed once, at staging
+	Discard() error        // safe to call after Append/Deliver consumed it
 }
 
 // AppendMessage is one message for Append.
@@ -307,11 +307,11 @@ const (
 type ChangeKind uint8
 
 const (
-	ChangeAppend     ChangeKind = iota + 1 // new messages: UIDs
-	ChangeExpunge                          // expunged messages: UIDs
-	ChangeFlags                            // flags changed: UIDs
-	ChangeMailboxes                        // mailbox created, deleted, renamed or (un)subscribed
-	ChangeOverflow                         // the subscriber lagged and changes were dropped: resync
+	ChangeAppend    ChangeKind = iota + 1 // new messages: UIDs
+	ChangeExpunge                         // expunged messages: UIDs
+	ChangeFlags                           // flags changed: UIDs
+	ChangeMailboxes                       // mailbox created, deleted, renamed or (un)subscribed
+	ChangeOverflow                        // the subscriber lagged and changes were dropped: resync
 )
 
 // Change is one committed change, published to the account's subscribers.

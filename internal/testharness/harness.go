@@ -58,18 +58,13 @@ func TLSConfigs(t testing.TB) (server, client *tls.Config) {
 // tests that start a subprocess on them accept that small race.
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	var lns []net.Listener
-	var addrs []string
+	addrs := make([]string, 0, n)
 	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
 	return addrs
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skrytka/skrytka/internal/store"
+	"github.com/skrytka/skrytka/internal/testharness"
 )
 
 // skrytkaNode is one `skrytka serve` process.
@@ -30,12 +31,7 @@ type skrytkaNode struct {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testharness.FreeAddrs(t, 1)[0]
 }
 
 func buildSkrytka(t *testing.T) string {
