@@ -62,7 +62,7 @@ func TestAuthThrottling(t *testing.T) {
 		Trusted:  []netip.Prefix{},
 		Throttle: auth.Throttle{Delay: delay, MaxDelay: 800 * time.Millisecond, Window: 1500 * time.Millisecond},
 	})
-	s.addUser(t, "a@localhost")
+	s.addUserArgon(t, "a@localhost")
 
 	ok, _ := imapTry(t, s.IMAPAddr, "a@localhost", "wrong-1")
 	if ok {
@@ -103,7 +103,7 @@ func TestAuthThrottlingParallel(t *testing.T) {
 		Trusted:  []netip.Prefix{},
 		Throttle: auth.Throttle{Delay: delay, MaxDelay: 400 * time.Millisecond, Window: time.Minute},
 	})
-	s.addUser(t, "a@localhost")
+	s.addUserArgon(t, "a@localhost")
 	imapTry(t, s.IMAPAddr, "a@localhost", "first-wrong")
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -208,7 +208,7 @@ func TestSlowLoris(t *testing.T) {
 		POP3: func(o *pop3d.Options) { o.AuthTimeout = time.Second },
 		SMTP: func(o *smtpd.Options) { o.CommandTimeout, o.SessionTimeout = time.Second, 2*time.Second },
 	})
-	s.addUser(t, "a@localhost")
+	s.addUserArgon(t, "a@localhost")
 	type lorisResult struct {
 		proto string
 		alive time.Duration
@@ -363,7 +363,7 @@ func TestTLSHandshakeStall(t *testing.T) {
 // (or is cut off) does not lock its owner out of the maildrop.
 func TestPOP3LockFreedOnHangUp(t *testing.T) {
 	s := startStack(t, stackOpts{})
-	a := s.addUser(t, "a@localhost")
+	a := s.addUserArgon(t, "a@localhost")
 	appendMsg(t, s.Store, a, "INBOX", "Subject: x\r\n\r\ny\r\n")
 	for i := 0; i < 3; i++ {
 		w, err := pop3Login(s.POP3Addr, "a@localhost", 5*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/skrytka/skrytka/internal/auth"
 	"github.com/skrytka/skrytka/internal/imapd"
@@ -350,7 +353,8 @@ func startStackIn(t testing.TB, dir string, o stackOpts) *stack {
 	return s
 }
 
-// addUser creates an account with testPass.
+// addUser creates an account with testPass (under a cheap hash; see
+// createUser).
 func (s *stack) addUser(t testing.TB, address string) store.Account {
 	t.Helper()
 	a, err := createUser(s.Store, address)
@@ -360,12 +364,40 @@ func (s *stack) addUser(t testing.TB, address string) store.Account {
 	return a
 }
 
-func createUser(st store.Store, address string) (store.Account, error) {
+// addUserArgon creates an account whose password hash has the production
+// argon2id cost, for tests where the cost of a check matters.
+func (s *stack) addUserArgon(t testing.TB, address string) store.Account {
+	t.Helper()
 	h, err := passHash()
 	if err != nil {
-		return store.Account{}, err
+		t.Fatal(err)
 	}
-	return st.CreateAccount(context.Background(), address, h)
+	a, err := s.Store.CreateAccount(context.Background(), address, h)
+	if err != nil {
+		t.Fatalf("create %s: %v", address, err)
+	}
+	return a
+}
+
+// createUser creates an account with testPass under a cheap hash: most
+// tests are about protocols and storage, and a production-cost check per
+// login (about 0.1 s, several times that under the race detector) would
+// dominate them.
+func createUser(st store.Store, address string) (store.Account, error) {
+	return st.CreateAccount(context.Background(), address, cheapHash(testPass))
+}
+
+// cheapHash is an argon2id PHC string with 64 KiB and one pass;
+// VerifyPassword honours the parameters a hash records.
+func cheapHash(password string) string {
+	salt := []byte("test-salt-16byte")
+	key := argon2.IDKey([]byte(password), salt, 1, 64, 1, 32)
+	b64 := base64.RawStdEncoding
+	h := fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
+	if !auth.VerifyPassword(h, password) {
+		panic("cheap hash does not verify")
+	}
+	return h
 }
 
 // appendMsg stores body in the named mailbox of acct directly.

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,10 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/argon2"
-
-	"github.com/skrytka/skrytka/internal/auth"
 )
 
 // soakStats counts what the soak clients did.
@@ -58,15 +53,11 @@ func TestSoak(t *testing.T) {
 	s := startStack(t, stackOpts{})
 	users := max(conns/5, 4)
 	// The soak measures protocol work, not argon2id: its accounts carry a
-	// hash with small parameters (VerifyPassword honours what a hash
-	// records), so hundreds of logins do not queue behind the password
-	// check slots. The abuse tests use production-cost hashes.
-	h := cheapHash(t, testPass)
+	// cheap hash (see createUser), so hundreds of logins do not queue
+	// behind the password-check slots. The abuse tests use
+	// production-cost hashes.
 	for i := 0; i < users; i++ {
-		a, err := s.Store.CreateAccount(context.Background(), soakUser(i), h)
-		if err != nil {
-			t.Fatal(err)
-		}
+		a := s.addUser(t, soakUser(i))
 		appendMsg(t, s.Store, a, "INBOX", "Subject: seed\r\n\r\nseed\r\n")
 	}
 	baseG := runtime.NumGoroutine()
@@ -252,19 +243,6 @@ func soakPOP3(ctx context.Context, addr, user string, st *soakStats) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// cheapHash is an argon2id PHC string with 256 KiB and one pass.
-func cheapHash(t *testing.T, password string) string {
-	t.Helper()
-	salt := []byte("soak-test-salt16")
-	key := argon2.IDKey([]byte(password), salt, 1, 256, 1, 32)
-	b64 := base64.RawStdEncoding
-	h := fmt.Sprintf("$argon2id$v=%d$m=256,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
-	if !auth.VerifyPassword(h, password) {
-		t.Fatal("cheap hash does not verify")
-	}
-	return h
 }
 
 func soakSMTP(ctx context.Context, addr, hello string, users int, st *soakStats, idx int) {
