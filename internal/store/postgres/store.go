@@ -13,13 +13,17 @@
 //     unseen, deleted, size, used_bytes) are adjusted in the same
 //     transaction, never recomputed by scanning.
 //   - Lock order, to avoid deadlocks: the account row first, then mailbox
-//     rows in ascending id order, then body rows.
+//     rows, then body rows (in ascending id order). Every transaction that
+//     locks more than one mailbox holds its account's row first, so
+//     mailbox locks of one account never interleave; transactions that
+//     lock several accounts (Deliver) take them in ascending id order.
 //   - Expunged UIDs become tombstones carrying the expunge's ModSeq.
 //   - A body is written once per Append/Deliver (one row in bodies, its
 //     bytes in the BodyStore) and shared by every entry that refers to it;
 //     bodies.refs counts those entries under the body row's lock, and the
 //     body is deleted in the transaction that drops the last reference.
-//   - Changes are sent with NOTIFY inside the writing transaction, so
+//   - Changes are sent with NOTIFY at the end of the writing transaction
+//     (in one pipelined batch with the COMMIT), so
 //     PostgreSQL delivers them only after commit and in commit order; each
 //     node LISTENs on a dedicated connection and fans them out through a
 //     store.Hub. A node publishes its own changes the same way (there is no
