@@ -70,9 +70,8 @@ type Options struct {
 	// Logger receives background errors (listener reconnects, lease
 	// refresh failures). nil: slog.Default().
 	Logger *slog.Logger
-	// MaxConns caps the connection pool. 0: DefaultMaxConns. The LISTEN
-	// connection is extra, as is one connection per held maildrop lease
-	// refresh while it runs (from the pool).
+	// MaxConns caps the connection pool. 0: DefaultMaxConns. The node's
+	// LISTEN connection is one more; lease refreshes use the pool.
 	MaxConns int32
 	// ConnectTimeout bounds establishing a connection; while the database
 	// is unreachable calls fail after it with store.ErrUnavailable.
