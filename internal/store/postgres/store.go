@@ -23,11 +23,14 @@
 //     bodies.refs counts those entries under the body row's lock, and the
 //     body is deleted in the transaction that drops the last reference.
 //   - Changes are sent with NOTIFY at the end of the writing transaction
-//     (in one pipelined batch with the COMMIT), so
-//     PostgreSQL delivers them only after commit and in commit order; each
-//     node LISTENs on a dedicated connection and fans them out through a
-//     store.Hub. A node publishes its own changes the same way (there is no
-//     local shortcut), so all subscribers see one order.
+//     (one pipelined batch with the COMMIT), so PostgreSQL delivers them
+//     only after commit and in commit order; each node LISTENs on a
+//     dedicated connection and fans them out through a store.Hub. A node
+//     publishes its own changes the same way (there is no local shortcut),
+//     so all subscribers see one order. After the LISTEN connection was
+//     lost, every local subscriber gets a ChangeOverflow (feed.go).
+//   - The POP3 maildrop lock is a lease row with an expiry on the
+//     database clock, refreshed by the holding node (lease.go).
 //   - Durability: synchronous_commit is forced on for every session, so a
 //     write returned nil only after PostgreSQL made its commit durable.
 //   - Driver errors never leave the package: connection failures, timeouts
