@@ -98,6 +98,12 @@ tls_listen = ""
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			c, err := dialWire(a[2], time.Second)

@@ -474,6 +474,7 @@ func startChild(t *testing.T, dir string, addrs []string) *child {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(c.kill) // never leave a server behind, whatever happens
 	ready := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
@@ -496,8 +497,12 @@ func startChild(t *testing.T, dir string, addrs []string) *child {
 }
 
 func (c *child) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
+	select {
+	case <-c.done:
+	default:
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		<-c.done
+	}
 }
 
 // TestCrashSIGKILL delivers over LMTP and SMTP, APPENDs over IMAP and
