@@ -69,4 +69,8 @@
 // the WAL checkpoint, file fsyncs run in parallel, one directory fsync per
 // commit), and a file can be read at an offset without loading it, so
 // larger bodies go to files.
+//
+// Memory-mapped reads (PRAGMA mmap_size) made the SearchText scan of 40,000
+// messages 1.6x faster, but an I/O error on a mapped page kills the process
+// with SIGBUS instead of returning an error, so they stay off.
 package embedded
