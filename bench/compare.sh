@@ -54,6 +54,7 @@ mkdir -p "$WORK"
 chmod 755 "$WORK"
 mkdir -p "$WORK/bin"
 RESULTS=$WORK/results.jsonl
+touch "$RESULTS"
 
 # ports: Dovecot 20xxx, Skrytka 21xxx, loopback only
 D_IMAP=20143 D_POP3=20110 D_LMTP=20024
