@@ -239,6 +239,11 @@ func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store
 	if candidates != nil && len(candidates) == 0 {
 		return nil, nil
 	}
+	// The text test is a correlated subquery on purpose: PostgreSQL runs it
+	// per message of this mailbox through the bodies primary key, and
+	// cannot turn it into a scan of every body in the database (a hash join
+	// it otherwise picks when the mailbox is a large share of a small
+	// database).
 	var cond string
 	switch scope {
 	case store.TextHeader:
@@ -255,8 +260,9 @@ func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store
 			cand[i] = int64(u)
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT m.uid FROM messages m JOIN bodies b ON b.id = m.body_id
-		WHERE m.mailbox_id = $1 AND ($2::bigint[] IS NULL OR m.uid = ANY($2)) AND `+cond+` ORDER BY m.uid`,
+	rows, err := s.pool.Query(ctx, `SELECT m.uid FROM messages m
+		WHERE m.mailbox_id = $1 AND ($2::bigint[] IS NULL OR m.uid = ANY($2))
+		AND (SELECT `+cond+` FROM bodies b WHERE b.id = m.body_id) ORDER BY m.uid`,
 		mbox, cand, foldText(needle))
 	if err != nil {
 		return nil, translate(err)
