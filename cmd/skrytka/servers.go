@@ -111,6 +111,7 @@ func services(cfg *config.Config, d deps) []*service {
 		MaxMessageBytes:    int64(cfg.SMTP.MaxMessageSize),
 		MaxRecipients:      cfg.SMTP.MaxRecipients,
 		DMARCPolicy:        smtpd.DMARCPolicy(cfg.SMTP.DMARCPolicy),
+		NoAuthChecks:       !cfg.SMTP.AuthChecks,
 	}
 	mx := smtpd.New(smtpOpts)
 	svcs = append(svcs, &service{name: "smtp", srv: mx, ports: []port{

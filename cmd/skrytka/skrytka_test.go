@@ -699,3 +699,50 @@ func TestPasswordPromptOnTerminal(t *testing.T) {
 		t.Fatalf("mismatched passwords:\n%s", out)
 	}
 }
+
+// TestMXDeliveryWithoutAuthChecks: mail to a local user through the MX
+// port lands in the INBOX; with smtp.auth_checks = false no DNS lookup is
+// made and no Authentication-Results header is added.
+func TestMXDeliveryWithoutAuthChecks(t *testing.T) {
+	dir := t.TempDir()
+	cfg, p := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	text, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(text), "[smtp]\n", "[smtp]\nauth_checks = false\n", 1)), 0o644)
+	if code, _, e := runOnce(t, dir, "rcpt-password\n", "user", "add", "rcpt@localhost", "-password-stdin", "-config", cfg); code != 0 {
+		t.Fatalf("user add: %d %s", code, e)
+	}
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+	c := testharness.Dial(t, p.smtp)
+	c.Expect("220 ")
+	c.Send("EHLO sender.test")
+	c.ExpectUntil("250 ")
+	c.Send("MAIL FROM:<someone@sender.test>")
+	c.Expect("250 ")
+	c.Send("RCPT TO:<rcpt+tag@localhost>")
+	c.Expect("250 ")
+	c.Send("DATA")
+	c.Expect("354 ")
+	c.Write("From: someone@sender.test\r\nSubject: via mx\r\n\r\nbody line\r\n.\r\n")
+	c.Expect("250 ")
+	c.Send("QUIT")
+
+	m := testharness.Dial(t, p.imap)
+	m.Expect("* OK")
+	m.Send("a LOGIN rcpt@localhost rcpt-password")
+	m.ExpectUntil("a OK")
+	m.Send("b SELECT INBOX")
+	if l := m.ExpectUntil("b "); !contains(l, "* 1 EXISTS") {
+		t.Fatalf("SELECT: %q", l)
+	}
+	m.Send("c FETCH 1 BODY.PEEK[HEADER]")
+	hdr := strings.Join(m.ExpectUntil("c "), "\n")
+	if !strings.Contains(hdr, "Subject: via mx") || !strings.Contains(hdr, "Received: ") {
+		t.Fatalf("header:\n%s", hdr)
+	}
+	if strings.Contains(hdr, "Authentication-Results:") {
+		t.Fatalf("Authentication-Results added although auth_checks = false:\n%s", hdr)
+	}
+	srv.signal(t, syscall.SIGTERM)
+	srv.wait(t, 20*time.Second)
+}

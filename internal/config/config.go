@@ -96,6 +96,11 @@ type SMTP struct {
 	// catchall: domain -> local address that gets mail for unknown users
 	// of that domain. Default none.
 	Catchall map[string]string `toml:"catchall"`
+	// auth_checks: verify SPF, DKIM and DMARC of mail arriving on the MX
+	// and record the results in Authentication-Results. Default true;
+	// false skips the DNS lookups (e.g. behind a filtering MTA, or
+	// offline).
+	AuthChecks bool `toml:"auth_checks"`
 	// dmarc_policy: "annotate" (default) only records SPF/DKIM/DMARC
 	// results in Authentication-Results; "enforce" applies the sender
 	// domain's published DMARC policy (p=reject refused, p=quarantine
@@ -221,7 +226,7 @@ func Defaults() Config {
 		Domains:    []string{"localhost"},
 		IMAP:       IMAP{Listen: "127.0.0.1:1143", TLSListen: "127.0.0.1:1993", AppendLimit: 50 << 20},
 		POP3:       POP3{Listen: "127.0.0.1:1110", TLSListen: "127.0.0.1:1995", AfterDownload: "expunge"},
-		SMTP:       SMTP{Listen: "127.0.0.1:2525", MaxMessageSize: 50 << 20, MaxRecipients: 100, RecipientDelimiter: "+", DMARCPolicy: "annotate"},
+		SMTP:       SMTP{Listen: "127.0.0.1:2525", MaxMessageSize: 50 << 20, MaxRecipients: 100, RecipientDelimiter: "+", AuthChecks: true, DMARCPolicy: "annotate"},
 		LMTP:       LMTP{Listen: "127.0.0.1:2424"},
 		Submission: Submission{Listen: "127.0.0.1:1587", TLSListen: "127.0.0.1:1465"},
 		Auth: Auth{
