@@ -93,6 +93,7 @@ func services(cfg *config.Config, d deps) []*service {
 		Hostname: d.Hostname, Plaintext: d.Plaintext,
 		AfterDownload:  pop3d.Policy(cfg.POP3.AfterDownload),
 		MarkSeenOnRetr: cfg.POP3.MarkSeenOnRetr,
+		LoginDelay:     cfg.POP3.LoginDelay.D(),
 	})
 	svcs = append(svcs, &service{name: "pop3", srv: pop, ports: []port{
 		{proto: "pop3", addr: cfg.POP3.Listen, reject: rejectLine("-ERR [SYS/TEMP] %s, try again later\r\n")},

@@ -77,6 +77,9 @@ type POP3 struct {
 	// mark_seen_on_retr: set \Seen on messages retrieved with RETR.
 	// Default false.
 	MarkSeenOnRetr bool `toml:"mark_seen_on_retr"`
+	// login_delay: minimum time between two POP3 logins of one account,
+	// advertised as LOGIN-DELAY (RFC 2449 §6.5). Default "0s": none.
+	LoginDelay Duration `toml:"login_delay"`
 }
 
 // SMTP is the [smtp] section: inbound mail as the domains' MX.
@@ -360,6 +363,9 @@ func (c *Config) Validate() error {
 	case "expunge", "trash", "archive", "keep":
 	default:
 		return bad("pop3.after_download", "must be \"expunge\", \"trash\", \"archive\" or \"keep\", not %q", c.POP3.AfterDownload)
+	}
+	if c.POP3.LoginDelay < 0 || c.POP3.LoginDelay > Duration(24*3600e9) {
+		return bad("pop3.login_delay", "must be between 0s and 1d")
 	}
 	if c.SMTP.MaxMessageSize <= 0 {
 		return bad("smtp.max_message_size", "must be positive")
