@@ -10,7 +10,7 @@ import (
 	"github.com/skrytka/skrytka/internal/store"
 )
 
-// packedPageQuery reads one page of message rows as a single text value,
+// packedPageQuery reads messages of message rows as a single text value,
 // one line per message: SQLite builds it while walking the B-tree, and Go
 // parses it, so the per-row cost of database/sql is paid once per page.
 // Keywords come last on each line (they may contain commas, never a
@@ -19,11 +19,11 @@ const packedPageQuery = `SELECT group_concat(id || ',' || uid || ',' || modseq |
 FROM (SELECT id, uid, modseq, flags, internal_date, internal_tz, size, keywords FROM messages
       WHERE mailbox_id = ? AND uid >= ? AND uid <= ? ORDER BY uid LIMIT ?)`
 
-// packedPage appends the messages of one page to page.
-func packedPage(ctx context.Context, st *sql.Stmt, mbox store.MailboxID, from, to store.UID, limit int, page []store.Message) ([]store.Message, error) {
+// packedRecs appends the messages of one page (limit -1: all) to recs.
+func packedRecs(ctx context.Context, st *sql.Stmt, mbox store.MailboxID, from, to store.UID, limit int, recs []msgRec) ([]msgRec, error) {
 	var text sql.NullString
 	if err := st.QueryRowContext(ctx, mbox, from, to, limit).Scan(&text); err != nil {
-		return page, translate(err)
+		return recs, translate(err)
 	}
 	s := text.String
 	for len(s) > 0 {
@@ -37,24 +37,25 @@ func packedPage(ctx context.Context, st *sql.Stmt, mbox store.MailboxID, from, t
 		for k := range f {
 			i := strings.IndexByte(line, ',')
 			if i < 0 {
-				return page, fmt.Errorf("embedded: bad packed row %q", line)
+				return recs, fmt.Errorf("embedded: bad packed row %q", line)
 			}
 			n, err := strconv.ParseInt(line[:i], 10, 64)
 			if err != nil {
-				return page, fmt.Errorf("embedded: bad packed row: %w", err)
+				return recs, fmt.Errorf("embedded: bad packed row: %w", err)
 			}
 			f[k] = n
 			line = line[i+1:]
 		}
-		page = append(page, store.Message{
-			ID:           store.MessageID(f[0]),
-			Mailbox:      mbox,
-			UID:          store.UID(f[1]),
-			ModSeq:       store.ModSeq(f[2]),
-			Flags:        store.Flags{Sys: store.SysFlags(f[3]), Keywords: splitKeywords(line)},
-			InternalDate: zoneTime(f[4], int(f[5])),
-			Size:         f[6],
+		recs = append(recs, msgRec{
+			id:     store.MessageID(f[0]),
+			uid:    store.UID(f[1]),
+			modseq: store.ModSeq(f[2]),
+			sys:    store.SysFlags(f[3]),
+			date:   f[4],
+			tz:     int32(f[5]),
+			size:   f[6],
+			kws:    strings.Clone(line),
 		})
 	}
-	return page, nil
+	return recs, nil
 }

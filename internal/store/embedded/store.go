@@ -80,6 +80,7 @@ type Store struct {
 	wstmts   map[string]*sql.Stmt // prepared on wdb; used by the writer only
 	wpending map[string]struct{}  // queries to prepare after the batch
 	rstmts   sync.Map             // query -> *sql.Stmt prepared on rdb
+	cache    msgCache             // per-mailbox message metadata (cache.go)
 
 	lockf *os.File // flock on dir/lock, held while open
 

@@ -1,0 +1,260 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+	"sync"
+
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// The message cache keeps, per mailbox, the metadata of every message
+// (everything in store.Message but Parsed) in UID order, so that SELECT
+// and FETCH FLAGS of a big mailbox do not walk the B-tree row by row.
+//
+// Correctness does not depend on the writer telling the cache anything:
+// every change to a mailbox's messages (append, copy, move, flag change,
+// expunge) gives the changed rows, or the tombstones of the removed ones,
+// a new ModSeq and raises the mailbox's highest_modseq in the same
+// transaction. A reader reads the mailbox row and, in the same read
+// transaction (one snapshot), either finds the cached snapshot at exactly
+// that highest_modseq, or brings it up to date with the rows and
+// tombstones whose ModSeq is above the cached one (the index on
+// (mailbox_id, modseq) serves both), or loads the mailbox again. The
+// message counter kept by triggers is checked against the result; a
+// mismatch reloads. Snapshots are immutable once published, so nothing is
+// locked while callers run.
+
+// cacheMaxRecords bounds the records kept over all mailboxes (about 70
+// bytes each); the least recently used mailboxes go first.
+const cacheMaxRecords = 1 << 20
+
+// msgRec is one cached message.
+type msgRec struct {
+	id     store.MessageID
+	modseq store.ModSeq
+	date   int64
+	size   int64
+	kws    string // as stored: space-separated
+	uid    store.UID
+	tz     int32
+	sys    store.SysFlags
+}
+
+// boxSnap is the state of one mailbox at highest_modseq modseq.
+type boxSnap struct {
+	validity uint32
+	modseq   store.ModSeq
+	recs     []msgRec // ascending UID; never modified once published
+}
+
+type cacheEntry struct {
+	snap *boxSnap
+	used uint64 // tick of the last use, for eviction
+}
+
+type msgCache struct {
+	mu    sync.Mutex
+	boxes map[store.MailboxID]*cacheEntry
+	total int // records over all entries
+	tick  uint64
+}
+
+func (c *msgCache) get(mbox store.MailboxID) *boxSnap {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.boxes[mbox]
+	if e == nil {
+		return nil
+	}
+	c.tick++
+	e.used = c.tick
+	return e.snap
+}
+
+// put publishes snap unless a newer one is already there.
+func (c *msgCache) put(mbox store.MailboxID, snap *boxSnap) {
+	if len(snap.recs) > cacheMaxRecords/2 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.boxes == nil {
+		c.boxes = make(map[store.MailboxID]*cacheEntry)
+	}
+	c.tick++
+	if e := c.boxes[mbox]; e != nil {
+		if e.snap.validity == snap.validity && e.snap.modseq > snap.modseq {
+			return
+		}
+		c.total -= len(e.snap.recs)
+		e.snap, e.used = snap, c.tick
+	} else {
+		c.boxes[mbox] = &cacheEntry{snap: snap, used: c.tick}
+	}
+	c.total += len(snap.recs)
+	for c.total > cacheMaxRecords {
+		var oldest store.MailboxID
+		var min uint64
+		for id, e := range c.boxes {
+			if id != mbox && (min == 0 || e.used < min) {
+				oldest, min = id, e.used
+			}
+		}
+		if min == 0 {
+			break
+		}
+		c.total -= len(c.boxes[oldest].snap.recs)
+		delete(c.boxes, oldest)
+	}
+}
+
+// find returns the index of the first record with UID >= u.
+func (b *boxSnap) find(u store.UID) int {
+	return sort.Search(len(b.recs), func(i int) bool { return b.recs[i].uid >= u })
+}
+
+func (r *msgRec) message(mbox store.MailboxID, m *store.Message) {
+	*m = store.Message{
+		ID:           r.id,
+		Mailbox:      mbox,
+		UID:          r.uid,
+		ModSeq:       r.modseq,
+		Flags:        store.Flags{Sys: r.sys, Keywords: splitKeywords(r.kws)},
+		InternalDate: zoneTime(r.date, int(r.tz)),
+		Size:         r.size,
+	}
+}
+
+func recOf(m *store.Message, kws string, date int64, tz int) msgRec {
+	return msgRec{id: m.ID, uid: m.UID, modseq: m.ModSeq, sys: m.Flags.Sys, kws: kws, date: date, tz: int32(tz), size: m.Size}
+}
+
+// snapshot returns the mailbox (checked to belong to acct and be
+// selectable) and its messages, from one read transaction.
+func (s *Store) snapshot(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.Mailbox, *boxSnap, error) {
+	var m store.Mailbox
+	var snap *boxSnap
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		m, err = scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND id = ?`, acct, mbox))
+		if err != nil {
+			return err
+		}
+		if m.NoSelect {
+			return store.ErrNoSelect
+		}
+		old := s.cache.get(mbox)
+		if old != nil && old.validity == m.UIDValidity && old.modseq == m.HighestModSeq && len(old.recs) == int(m.Messages) {
+			snap = old
+			return nil
+		}
+		if old != nil && old.validity == m.UIDValidity && old.modseq < m.HighestModSeq {
+			snap, err = s.updateSnap(ctx, tx, mbox, old, m.HighestModSeq)
+			if err != nil {
+				return err
+			}
+		}
+		if snap == nil || len(snap.recs) != int(m.Messages) {
+			snap, err = s.loadSnap(ctx, tx, mbox, m)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Mailbox{}, nil, err
+	}
+	if len(snap.recs) == int(m.Messages) {
+		s.cache.put(mbox, snap)
+	}
+	return m, snap, nil
+}
+
+// loadSnap reads every message of m.
+func (s *Store) loadSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID, m store.Mailbox) (*boxSnap, error) {
+	st, err := s.rstmt(ctx, packedPageQuery)
+	if err != nil {
+		return nil, err
+	}
+	snap := &boxSnap{validity: m.UIDValidity, modseq: m.HighestModSeq, recs: make([]msgRec, 0, m.Messages)}
+	snap.recs, err = packedRecs(ctx, tx.StmtContext(ctx, st), mbox, 1, ^store.UID(0), -1, snap.recs)
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// updateSnap applies the changes after old.modseq up to modseq.
+func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID, old *boxSnap, modseq store.ModSeq) (*boxSnap, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, old.modseq)
+	if err != nil {
+		return nil, err
+	}
+	var changed []msgRec
+	for rows.Next() {
+		var m store.Message
+		var kws string
+		var date int64
+		var tz int
+		if err := rows.Scan(&m.ID, &m.UID, &m.ModSeq, &m.Flags.Sys, &kws, &date, &tz, &m.Size); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		changed = append(changed, recOf(&m, kws, date, tz))
+		if len(changed) > len(old.recs)/2+1024 {
+			rows.Close()
+			return nil, nil // cheaper to load again
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, old.modseq)
+	if err != nil {
+		return nil, err
+	}
+	var gone []store.UID
+	for rows.Next() {
+		var u store.UID
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		gone = append(gone, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Merge three UID-ordered lists: old records, changed or new
+	// records (which win), and removed UIDs (dropped).
+	out := make([]msgRec, 0, len(old.recs)+len(changed))
+	i, j, k := 0, 0, 0
+	for i < len(old.recs) || j < len(changed) {
+		var r msgRec
+		switch {
+		case j == len(changed) || i < len(old.recs) && old.recs[i].uid < changed[j].uid:
+			r = old.recs[i]
+			i++
+		case i == len(old.recs) || changed[j].uid < old.recs[i].uid:
+			r = changed[j]
+			j++
+		default: // same UID
+			r = changed[j]
+			i++
+			j++
+		}
+		for k < len(gone) && gone[k] < r.uid {
+			k++
+		}
+		if k < len(gone) && gone[k] == r.uid {
+			continue
+		}
+		out = append(out, r)
+	}
+	return &boxSnap{validity: old.validity, modseq: modseq, recs: out}, nil
+}
