@@ -85,6 +85,20 @@ func (d *decoder) peek() byte {
 	return b[0]
 }
 
+// stringAhead reports whether a quoted string or a literal starts here.
+// "~" starts a literal8 only as "~{" (RFC 3516): alone it is an ordinary
+// ATOM-CHAR, so "~backup" is a mailbox name.
+func (d *decoder) stringAhead() bool {
+	switch d.peek() {
+	case '"', '{':
+		return true
+	case '~':
+		b, err := d.br.Peek(2)
+		return err == nil && b[1] == '{'
+	}
+	return false
+}
+
 func (d *decoder) readByte() byte {
 	if d.err != nil {
 		return 0
@@ -351,7 +365,9 @@ func (d *decoder) string() string {
 	case '"':
 		return d.quoted()
 	case '{', '~':
-		return d.literal()
+		if d.stringAhead() {
+			return d.literal()
+		}
 	}
 	d.fail("expected string")
 	return ""
@@ -363,8 +379,7 @@ func isAStringChar(c byte) bool { return isAtomChar(c) || c == ']' || c >= 0x80 
 
 // astring reads an atom (with "]") or a string.
 func (d *decoder) astring() string {
-	switch d.peek() {
-	case '"', '{', '~':
+	if d.stringAhead() {
 		return d.string()
 	}
 	return d.chars(isAStringChar, "astring")
@@ -372,8 +387,7 @@ func (d *decoder) astring() string {
 
 // nstring reads NIL or a string; ok is false for NIL.
 func (d *decoder) nstring() (s string, ok bool) {
-	switch d.peek() {
-	case '"', '{', '~':
+	if d.stringAhead() {
 		return d.string(), true
 	}
 	a := d.atom()
@@ -386,8 +400,7 @@ func (d *decoder) nstring() (s string, ok bool) {
 // listMailbox reads list-mailbox: 1*list-char / string (list-char adds
 // "%", "*" and "]" to ATOM-CHAR).
 func (d *decoder) listMailbox() string {
-	switch d.peek() {
-	case '"', '{', '~':
+	if d.stringAhead() {
 		return d.string()
 	}
 	return d.chars(func(c byte) bool { return isAStringChar(c) || c == '%' || c == '*' }, "list-mailbox")

@@ -94,7 +94,10 @@ func cmdSelect(c *conn, cmd *command) error {
 		// Claiming is a write: skip it when nothing is left to claim.
 		if !readOnly && (first == 0 || first <= uids[len(uids)-1]) {
 			if first, err = st.ClaimRecent(c.ctx, c.acct.ID, mb.ID); err != nil {
-				return err
+				// \Recent is advisory; a failed claim (a write: the disk
+				// may be full) must not stop a user from opening mail.
+				c.log.Warn("claim recent", "mailbox", mb.Name, "err", err)
+				first = 0
 			}
 		}
 		if first != 0 && first <= uids[len(uids)-1] {

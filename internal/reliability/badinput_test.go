@@ -493,7 +493,6 @@ func knownBug(t *testing.T, what string) {
 // a mailbox (NO [NONEXISTENT] here), and a user's own mailbox "~backup"
 // can be selected unquoted.
 func TestIMAPTildeAtomIsAName(t *testing.T) {
-	knownBug(t, "imapd parses every astring starting with '~' as literal8 (parse.go astring/string/listMailbox)")
 	s := startStack(t, stackOpts{})
 	a := s.addUser(t, "a@localhost")
 	if _, err := s.Store.CreateMailbox(t.Context(), a.ID, "~backup", ""); err != nil {
