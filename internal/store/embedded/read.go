@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"os"
 	"sort"
 	"sync"
@@ -47,37 +46,6 @@ func (s *Store) SelectState(ctx context.Context, acct store.AccountID, mbox stor
 		uids[i] = snap.recs[i].uid
 	}
 	return m, uids, nil
-}
-
-// parseUIDList parses "1,2,5" (ascending, as produced by group_concat).
-func parseUIDList(s string, n int) ([]store.UID, error) {
-	out := make([]store.UID, 0, n)
-	var cur uint64
-	digits := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			if digits == 0 && i == len(s) && len(out) == 0 {
-				break // empty list
-			}
-			if digits == 0 || cur > 0xffffffff {
-				return nil, fmt.Errorf("embedded: bad UID list")
-			}
-			out = append(out, store.UID(cur))
-			cur, digits = 0, 0
-			continue
-		}
-		c := s[i]
-		if c < '0' || c > '9' || cur > 0xffffffff {
-			return nil, fmt.Errorf("embedded: bad UID list")
-		}
-		cur = cur*10 + uint64(c-'0')
-		digits++
-	}
-	// SQLite keeps the subquery's order in practice; make sure.
-	if !sort.SliceIsSorted(out, func(i, j int) bool { return out[i] < out[j] }) {
-		sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	}
-	return out, nil
 }
 
 // dedupUIDs removes repeats from a sorted slice, in place.
@@ -133,64 +101,65 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 		}
 		return nil
 	}
-	st, err := s.rstmt(ctx, `SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, i.info FROM messages m JOIN infos i ON i.blob_id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid LIMIT ?`)
+	// Parsed: the metadata comes from the snapshot and only the parsed
+	// info is read, a page at a time, so that no read transaction stays
+	// open while fn runs (a slow client must hold neither a snapshot nor a
+	// connection). A message expunged since the snapshot has no row and
+	// is skipped.
+	st, err := s.rstmt(ctx, `SELECT m.uid, i.info FROM messages m JOIN infos i ON i.blob_id = m.blob_id WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid`)
 	if err != nil {
 		return err
 	}
-	page := make([]store.Message, 0, messagesPage)
-	infos := make([][]byte, 0, messagesPage)
+	recs := snap.recs
+	idx := make([]int, 0, messagesPage)
+	infos := make([]*mailparse.Info, 0, messagesPage)
+	var m store.Message
 	for _, r := range normSet(uids) {
-		next := r.Start
-		for {
-			page, infos = page[:0], infos[:0]
-			rows, err := st.QueryContext(ctx, mbox, next, r.Stop, messagesPage)
+		i := snap.find(r.Start)
+		for i < len(recs) && recs[i].uid <= r.Stop {
+			j := i
+			for j < len(recs) && j-i < messagesPage && recs[j].uid <= r.Stop {
+				j++
+			}
+			idx, infos = idx[:0], infos[:0]
+			rows, err := st.QueryContext(ctx, mbox, recs[i].uid, recs[j-1].uid)
 			if err != nil {
 				return translate(err)
 			}
+			k := i
 			for rows.Next() {
-				var m store.Message
-				var kws string
-				var date int64
-				var tz int
-				var info []byte
-				dest := []any{&m.ID, &m.UID, &m.ModSeq, &m.Flags.Sys, &kws, &date, &tz, &m.Size}
-				if opts.Parsed {
-					dest = append(dest, &info)
-				}
-				if err := rows.Scan(dest...); err != nil {
+				var u store.UID
+				var raw sql.RawBytes // decoded before the next row: no copy
+				if err := rows.Scan(&u, &raw); err != nil {
 					rows.Close()
 					return translate(err)
 				}
-				m.Mailbox = mbox
-				m.Flags.Keywords = splitKeywords(kws)
-				m.InternalDate = zoneTime(date, tz)
-				page = append(page, m)
-				infos = append(infos, info)
+				for k < j && recs[k].uid < u {
+					k++
+				}
+				if k < j && recs[k].uid == u {
+					info, err := mailparse.Unmarshal(raw)
+					if err != nil {
+						rows.Close()
+						return err
+					}
+					idx = append(idx, k)
+					infos = append(infos, info)
+				}
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return translate(err)
 			}
-			for i := range page {
-				if opts.Parsed {
-					info, err := mailparse.Unmarshal(infos[i])
-					if err != nil {
-						return err
-					}
-					page[i].Parsed = info
-				}
-				if err := fn(&page[i]); err != nil {
+			for n, k := range idx {
+				recs[k].message(mbox, &m)
+				m.Parsed = infos[n]
+				infos[n] = nil
+				if err := fn(&m); err != nil {
 					return err
 				}
 			}
-			if len(page) < messagesPage {
-				break
-			}
-			last := page[len(page)-1].UID
-			if last >= r.Stop {
-				break
-			}
-			next = last + 1
+			i = j
 		}
 	}
 	return nil

@@ -103,27 +103,3 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
-
-func TestParseUIDList(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want []store.UID
-		bad  bool
-	}{
-		{"", nil, false},
-		{"1", []store.UID{1}, false},
-		{"1,2,10", []store.UID{1, 2, 10}, false},
-		{"5,3", []store.UID{3, 5}, false},
-		{"4294967295", []store.UID{4294967295}, false},
-		{"1,,2", nil, true},
-		{"1,", nil, true},
-		{"x", nil, true},
-		{"99999999999", nil, true},
-		{"4294967296", nil, true},
-	} {
-		got, err := parseUIDList(c.in, 0)
-		if (err != nil) != c.bad || fmt.Sprint(got) != fmt.Sprint(c.want) && !c.bad {
-			t.Errorf("parseUIDList(%q) = %v, %v", c.in, got, err)
-		}
-	}
-}
