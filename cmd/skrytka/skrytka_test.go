@@ -642,10 +642,11 @@ func TestSubmissionQueue(t *testing.T) {
 }
 
 // ptyScript runs argv[1] with argv[3:] on a pseudo-terminal, answers
-// each prompt ending in "assword:" with the next line of argv[2], and
-// prints everything the command wrote plus its exit status.
+// each prompt ending in "assword:" with the next line of argv[2] once echo
+// is off (if echo never goes off, the answer is echoed and the test sees
+// it), and prints everything the command wrote plus its exit status.
 const ptyScript = `
-import os, pty, sys, select, time
+import os, pty, sys, select, time, termios
 answers = sys.argv[2].split("\n")
 pid, fd = pty.fork()
 if pid == 0:
@@ -664,6 +665,11 @@ while time.time() < deadline:
         break
     out += chunk
     if chunk.rstrip().endswith(b"assword:") and answers:
+        # Type only once the program has turned echo off, as a person
+        # would after seeing the prompt (the pty shares its termios).
+        t0 = time.time()
+        while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() - t0 < 10:
+            time.sleep(0.01)
         os.write(fd, (answers.pop(0) + "\n").encode())
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
