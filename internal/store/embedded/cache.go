@@ -230,6 +230,26 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if len(gone) == 0 {
+		// Flag changes and appends only (the common case): copy and
+		// patch; new UIDs are above every cached one.
+		out := append(make([]msgRec, 0, len(old.recs)+len(changed)), old.recs...)
+		ok := true
+		for _, c := range changed {
+			i := sort.Search(len(out), func(i int) bool { return out[i].uid >= c.uid })
+			switch {
+			case i < len(out) && out[i].uid == c.uid:
+				out[i] = c
+			case i == len(out):
+				out = append(out, c)
+			default:
+				ok = false
+			}
+		}
+		if ok {
+			return &boxSnap{validity: old.validity, modseq: modseq, recs: out}, nil
+		}
+	}
 	// Merge three UID-ordered lists: old records, changed or new
 	// records (which win), and removed UIDs (dropped).
 	out := make([]msgRec, 0, len(old.recs)+len(changed))

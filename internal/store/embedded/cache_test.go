@@ -87,6 +87,14 @@ func TestCacheFollowsWrites(t *testing.T) {
 	appendN(inbox.ID, 50)
 	check(0)
 	for round := 1; round <= 12; round++ {
+		// Appends and flag changes alone (the copy-and-patch update).
+		viaCache(t, s, a.ID, inbox.ID)
+		appendN(inbox.ID, 2)
+		u := store.UID(rng.Intn(60) + 1)
+		if _, err := s.SetFlags(ctx, a.ID, inbox.ID, store.UIDSet{{Start: u, Stop: u + 3}}, store.FlagsReplace, store.Flags{Sys: store.FlagFlagged, Keywords: []string{"p"}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		check(round)
 		var wg sync.WaitGroup
 		seeds := []int64{rng.Int63(), rng.Int63(), rng.Int63(), rng.Int63()}
 		for w := 0; w < 4; w++ {

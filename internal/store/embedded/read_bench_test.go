@@ -92,6 +92,22 @@ func BenchmarkRead(b *testing.B) {
 					}
 				}
 			})
+			// A flag change on one message, then SELECT: the cached
+			// snapshot is brought up to date (the write is not timed).
+			b.Run("SelectStateAfterFlagChange", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					u := store.UID(i%n + 1)
+					if _, err := s.SetFlags(ctx, acct, mbox, store.UIDSet{{Start: u, Stop: u}}, store.FlagsAdd, store.Flags{Keywords: []string{"$bench"}}, 0); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					_, uids, err := s.SelectState(ctx, acct, mbox)
+					if err != nil || len(uids) != n {
+						b.Fatal(len(uids), err)
+					}
+				}
+			})
 			b.Run("SelectState", func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					_, uids, err := s.SelectState(ctx, acct, mbox)
