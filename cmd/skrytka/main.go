@@ -50,6 +50,8 @@ Usage:
   skrytka queue drop ID [-config FILE]   remove an entry without notice to its sender
   skrytka dkim generate DOMAIN [-selector S] [-config FILE]
                                          make a DKIM key, print the DNS record to publish
+  skrytka migrate [-config FILE]         apply the store's schema migrations and exit
+                                         (servers also migrate at start)
   skrytka version
   skrytka help
 
@@ -99,6 +101,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return cmdQueue(rest, stdout, stderr)
 	case "dkim":
 		return cmdDKIM(rest, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "skrytka", versionString())
 		return nil

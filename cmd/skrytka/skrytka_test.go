@@ -752,3 +752,25 @@ func TestMXDeliveryWithoutAuthChecks(t *testing.T) {
 	srv.signal(t, syscall.SIGTERM)
 	srv.wait(t, 20*time.Second)
 }
+
+// TestMigrate: `skrytka migrate` on the embedded store creates and migrates
+// it and exits 0; a stray argument is a usage error (exit 2); the store it
+// made then serves.
+func TestMigrate(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg, p := writeConfig(t, dir, data, "")
+	code, out, errOut := runOnce(t, dir, "", "migrate", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "is current") {
+		t.Fatalf("migrate: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if _, err := os.Stat(data); err != nil {
+		t.Fatalf("migrate made no store: %v", err)
+	}
+	if code, _, errOut := runOnce(t, dir, "", "migrate", "extra", "-config", cfg); code != 2 || !strings.Contains(errOut, "takes no arguments") {
+		t.Fatalf("migrate extra: exit %d, stderr %q", code, errOut)
+	}
+	srv := start(t, dir, "serve", "-config", cfg)
+	srv.waitStarted(t)
+	testharness.Dial(t, p.imap).Expect("* OK")
+}
