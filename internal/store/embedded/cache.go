@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/skrytka/skrytka/internal/store"
@@ -26,17 +27,18 @@ import (
 // mismatch reloads. Snapshots are immutable once published, so nothing is
 // locked while callers run.
 
-// cacheMaxRecords bounds the records kept over all mailboxes (about 70
+// cacheMaxRecords bounds the records kept over all mailboxes (48
 // bytes each); the least recently used mailboxes go first.
 const cacheMaxRecords = 1 << 20
 
-// msgRec is one cached message.
+// msgRec is one cached message. It holds no pointer, so that the garbage
+// collector neither zeroes nor scans the snapshots.
 type msgRec struct {
 	id     store.MessageID
 	modseq store.ModSeq
 	date   int64
 	size   int64
-	kws    string // as stored: space-separated
+	kw     uint32 // index in boxSnap.kwTab
 	uid    store.UID
 	tz     int32
 	sys    store.SysFlags
@@ -47,6 +49,41 @@ type boxSnap struct {
 	validity uint32
 	modseq   store.ModSeq
 	recs     []msgRec // ascending UID; never modified once published
+	kwTab    []string // distinct keyword strings as stored; [0] is ""
+}
+
+// kwInterner gives each distinct keyword string (space-separated, as
+// stored) an index. It starts from a published table without writing to
+// it: the table is clipped, so appending copies.
+type kwInterner struct {
+	tab []string
+	idx map[string]uint32
+}
+
+func newInterner(tab []string) *kwInterner {
+	if len(tab) == 0 {
+		tab = []string{""}
+	}
+	return &kwInterner{tab: tab[:len(tab):len(tab)]}
+}
+
+func (in *kwInterner) id(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if in.idx == nil {
+		in.idx = make(map[string]uint32, len(in.tab))
+		for i, t := range in.tab {
+			in.idx[t] = uint32(i)
+		}
+	}
+	if i, ok := in.idx[s]; ok {
+		return i
+	}
+	s = strings.Clone(s)
+	in.tab = append(in.tab, s)
+	in.idx[s] = uint32(len(in.tab) - 1)
+	return uint32(len(in.tab) - 1)
 }
 
 type cacheEntry struct {
@@ -115,20 +152,22 @@ func (b *boxSnap) find(u store.UID) int {
 	return sort.Search(len(b.recs), func(i int) bool { return b.recs[i].uid >= u })
 }
 
-func (r *msgRec) message(mbox store.MailboxID, m *store.Message) {
+// message fills m from record i.
+func (b *boxSnap) message(i int, mbox store.MailboxID, m *store.Message) {
+	r := &b.recs[i]
 	*m = store.Message{
 		ID:           r.id,
 		Mailbox:      mbox,
 		UID:          r.uid,
 		ModSeq:       r.modseq,
-		Flags:        store.Flags{Sys: r.sys, Keywords: splitKeywords(r.kws)},
+		Flags:        store.Flags{Sys: r.sys, Keywords: splitKeywords(b.kwTab[r.kw])},
 		InternalDate: zoneTime(r.date, int(r.tz)),
 		Size:         r.size,
 	}
 }
 
-func recOf(m *store.Message, kws string, date int64, tz int) msgRec {
-	return msgRec{id: m.ID, uid: m.UID, modseq: m.ModSeq, sys: m.Flags.Sys, kws: kws, date: date, tz: int32(tz), size: m.Size}
+func recOf(m *store.Message, kw uint32, date int64, tz int) msgRec {
+	return msgRec{id: m.ID, uid: m.UID, modseq: m.ModSeq, sys: m.Flags.Sys, kw: kw, date: date, tz: int32(tz), size: m.Size}
 }
 
 // snapshot returns the mailbox (checked to belong to acct and be
@@ -179,11 +218,13 @@ func (s *Store) loadSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID, 
 	if err != nil {
 		return nil, err
 	}
+	in := newInterner(nil)
 	snap := &boxSnap{validity: m.UIDValidity, modseq: m.HighestModSeq, recs: make([]msgRec, 0, m.Messages)}
-	snap.recs, err = packedRecs(ctx, tx.StmtContext(ctx, st), mbox, 1, ^store.UID(0), -1, snap.recs)
+	snap.recs, err = packedRecs(ctx, tx.StmtContext(ctx, st), mbox, 1, ^store.UID(0), -1, snap.recs, in)
 	if err != nil {
 		return nil, err
 	}
+	snap.kwTab = in.tab
 	return snap, nil
 }
 
@@ -194,6 +235,7 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 		return nil, err
 	}
 	var changed []msgRec
+	in := newInterner(old.kwTab)
 	for rows.Next() {
 		var m store.Message
 		var kws string
@@ -203,7 +245,7 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 			rows.Close()
 			return nil, err
 		}
-		changed = append(changed, recOf(&m, kws, date, tz))
+		changed = append(changed, recOf(&m, in.id(kws), date, tz))
 		if len(changed) > len(old.recs)/2+1024 {
 			rows.Close()
 			return nil, nil // cheaper to load again
@@ -247,7 +289,7 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 			}
 		}
 		if ok {
-			return &boxSnap{validity: old.validity, modseq: modseq, recs: out}, nil
+			return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab}, nil
 		}
 	}
 	// Merge three UID-ordered lists: old records, changed or new
@@ -276,5 +318,5 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 		}
 		out = append(out, r)
 	}
-	return &boxSnap{validity: old.validity, modseq: modseq, recs: out}, nil
+	return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab}, nil
 }

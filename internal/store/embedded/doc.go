@@ -85,7 +85,7 @@
 // tombstones above its ModSeq, or loaded again (also whenever its length
 // disagrees with the trigger-kept message count). The writer takes no part,
 // so concurrent writers, other readers and reopening cannot make it stale.
-// It is bounded at 1M records over all mailboxes (LRU; about 70 bytes
+// It is bounded at 1M records over all mailboxes (LRU; 48 bytes
 // each). Messages with Parsed takes the metadata from the snapshot and
 // reads only (uid, info) from SQLite, a page at a time.
 //

@@ -20,7 +20,7 @@ FROM (SELECT id, uid, modseq, flags, internal_date, internal_tz, size, keywords 
       WHERE mailbox_id = ? AND uid >= ? AND uid <= ? ORDER BY uid LIMIT ?)`
 
 // packedRecs appends the messages of one page (limit -1: all) to recs.
-func packedRecs(ctx context.Context, st *sql.Stmt, mbox store.MailboxID, from, to store.UID, limit int, recs []msgRec) ([]msgRec, error) {
+func packedRecs(ctx context.Context, st *sql.Stmt, mbox store.MailboxID, from, to store.UID, limit int, recs []msgRec, in *kwInterner) ([]msgRec, error) {
 	var text sql.NullString
 	if err := st.QueryRowContext(ctx, mbox, from, to, limit).Scan(&text); err != nil {
 		return recs, translate(err)
@@ -54,7 +54,7 @@ func packedRecs(ctx context.Context, st *sql.Stmt, mbox store.MailboxID, from, t
 			date:   f[4],
 			tz:     int32(f[5]),
 			size:   f[6],
-			kws:    strings.Clone(line),
+			kw:     in.id(line),
 		})
 	}
 	return recs, nil

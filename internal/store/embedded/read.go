@@ -93,7 +93,7 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 		var m store.Message
 		for _, r := range normSet(uids) {
 			for i := snap.find(r.Start); i < len(snap.recs) && snap.recs[i].uid <= r.Stop; i++ {
-				snap.recs[i].message(mbox, &m)
+				snap.message(i, mbox, &m)
 				if err := fn(&m); err != nil {
 					return err
 				}
@@ -152,7 +152,7 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 				return translate(err)
 			}
 			for n, k := range idx {
-				recs[k].message(mbox, &m)
+				snap.message(k, mbox, &m)
 				m.Parsed = infos[n]
 				infos[n] = nil
 				if err := fn(&m); err != nil {
