@@ -18,6 +18,16 @@ if ((${#pkgs[@]} == 0)); then
 		xargs -n1 dirname | sort -u)
 fi
 
+# entries counts the files in a corpus directory (0 if it does not exist;
+# under pipefail a bare `ls missing | wc -l` would end the script).
+entries() {
+	if [ -d "$1" ]; then
+		find "$1" -type f | wc -l
+	else
+		echo 0
+	fi
+}
+
 start=$(date +%s)
 failed=0
 summary=()
@@ -31,12 +41,12 @@ for pkg in "${pkgs[@]}"; do
 		t0=$(date +%s)
 		corpus="$pkg/testdata/fuzz/$name"
 		for attempt in 1 2; do
-			before=$(ls "$corpus" 2>/dev/null | wc -l)
+			before=$(entries "$corpus")
 			if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1; then
 				result=ok
 				break
 			fi
-			after=$(ls "$corpus" 2>/dev/null | wc -l)
+			after=$(entries "$corpus")
 			# Go 1.26's fuzz coordinator can report its own -fuzztime
 			# deadline as a failure ("context deadline exceeded", no input
 			# written: go.dev/issue/75804). That is retried once and then
