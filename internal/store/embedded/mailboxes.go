@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -22,42 +21,6 @@ func scanMailbox(sc interface{ Scan(...any) error }) (store.Mailbox, error) {
 func mboxDest(m *store.Mailbox) []any {
 	return []any{&m.ID, &m.Account, &m.Name, (*string)(&m.SpecialUse), &m.NoSelect, &m.UIDValidity, &m.UIDNext,
 		&m.HighestModSeq, &m.Messages, &m.Unseen, &m.Deleted, &m.Size, &m.RecentUID}
-}
-
-// normName validates a mailbox name and returns its canonical form
-// ("INBOX" upper-cased as the first level).
-func normName(name string) (string, error) {
-	if name == "" || len(name) > store.MaxMailboxNameBytes || !utf8.ValidString(name) {
-		return "", store.ErrInvalidName
-	}
-	parts := strings.Split(name, store.Separator)
-	if len(parts) > store.MaxMailboxDepth {
-		return "", store.ErrInvalidName
-	}
-	for _, p := range parts {
-		if p == "" {
-			return "", store.ErrInvalidName
-		}
-		for _, r := range p {
-			// Control characters and the IMAP LIST wildcards.
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '*' || r == '%' {
-				return "", store.ErrInvalidName
-			}
-		}
-	}
-	if strings.EqualFold(parts[0], store.InboxName) {
-		parts[0] = store.InboxName
-	}
-	return strings.Join(parts, store.Separator), nil
-}
-
-func validSpecialUse(u store.SpecialUse) bool {
-	switch u {
-	case store.SpecialNone, store.SpecialAll, store.SpecialArchive, store.SpecialDrafts,
-		store.SpecialFlagged, store.SpecialJunk, store.SpecialSent, store.SpecialTrash:
-		return true
-	}
-	return false
 }
 
 // childRange returns the bounds of the names strictly under name: every
@@ -88,7 +51,7 @@ func (s *Store) Mailboxes(ctx context.Context, acct store.AccountID) ([]store.Ma
 
 // Mailbox implements store.Store.
 func (s *Store) Mailbox(ctx context.Context, acct store.AccountID, name string) (store.Mailbox, error) {
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.Mailbox{}, store.ErrNotFound
 	}
@@ -152,11 +115,11 @@ func (w *wtx) nextUIDValidity() (uint32, error) {
 // createMailbox creates name (already normalised or not) and its missing
 // parents; over a \Noselect placeholder it makes the placeholder real.
 func (w *wtx) createMailbox(acct store.AccountID, name string, use store.SpecialUse) (store.Mailbox, error) {
-	name, err := normName(name)
+	name, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	if !validSpecialUse(use) {
+	if !store.ValidSpecialUse(use) {
 		return store.Mailbox{}, store.ErrSpecialUse
 	}
 	if use != store.SpecialNone {
@@ -243,7 +206,7 @@ func (w *wtx) hasChildren(acct store.AccountID, name string) (bool, error) {
 
 // DeleteMailbox implements store.Store.
 func (s *Store) DeleteMailbox(ctx context.Context, acct store.AccountID, name string) error {
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.ErrNotFound
 	}
@@ -296,11 +259,11 @@ func (w *wtx) expungeAll(m store.Mailbox) ([]store.UID, error) {
 
 // RenameMailbox implements store.Store.
 func (s *Store) RenameMailbox(ctx context.Context, acct store.AccountID, oldName, newName string) error {
-	oldN, err := normName(oldName)
+	oldN, err := store.CanonicalMailboxName(oldName)
 	if err != nil {
 		return store.ErrNotFound
 	}
-	newN, err := normName(newName)
+	newN, err := store.CanonicalMailboxName(newName)
 	if err != nil {
 		return err
 	}
@@ -348,7 +311,7 @@ func (s *Store) RenameMailbox(ctx context.Context, acct store.AccountID, oldName
 			return err
 		}
 		for i := range list {
-			n, err := normName(newN + list[i].name[len(oldN):])
+			n, err := store.CanonicalMailboxName(newN + list[i].name[len(oldN):])
 			if err != nil {
 				return err
 			}
@@ -403,7 +366,7 @@ func (w *wtx) renameInbox(inbox store.Mailbox, newName string) error {
 
 // SetSubscribed implements store.Store.
 func (s *Store) SetSubscribed(ctx context.Context, acct store.AccountID, name string, subscribed bool) error {
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return err
 	}

@@ -171,7 +171,7 @@ func (w *wtx) deliverOne(t store.DeliveryTarget, size, blob int64, now time.Time
 	if name == "" {
 		name = store.InboxName
 	}
-	name, err := normName(name)
+	name, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.ErrNotFound
 	}

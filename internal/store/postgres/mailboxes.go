@@ -4,46 +4,9 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
-
-// normName validates a mailbox name and returns its canonical form
-// ("INBOX" upper-cased as the first level). The rules are the embedded
-// backend's: no empty level, no control characters, no LIST wildcards.
-func normName(name string) (string, error) {
-	if name == "" || len(name) > store.MaxMailboxNameBytes || !utf8.ValidString(name) {
-		return "", store.ErrInvalidName
-	}
-	parts := strings.Split(name, store.Separator)
-	if len(parts) > store.MaxMailboxDepth {
-		return "", store.ErrInvalidName
-	}
-	for _, p := range parts {
-		if p == "" {
-			return "", store.ErrInvalidName
-		}
-		for _, r := range p {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '*' || r == '%' {
-				return "", store.ErrInvalidName
-			}
-		}
-	}
-	if strings.EqualFold(parts[0], store.InboxName) {
-		parts[0] = store.InboxName
-	}
-	return strings.Join(parts, store.Separator), nil
-}
-
-func validSpecialUse(u store.SpecialUse) bool {
-	switch u {
-	case store.SpecialNone, store.SpecialAll, store.SpecialArchive, store.SpecialDrafts,
-		store.SpecialFlagged, store.SpecialJunk, store.SpecialSent, store.SpecialTrash:
-		return true
-	}
-	return false
-}
 
 // childRange bounds the names strictly under name (byte order, COLLATE
 // "C"): every child starts with name+"/" and sorts before name+"0".
@@ -75,7 +38,7 @@ func (s *Store) Mailbox(ctx context.Context, acct store.AccountID, name string) 
 	if s.isClosed() {
 		return store.Mailbox{}, store.ErrClosed
 	}
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.Mailbox{}, store.ErrNotFound
 	}
@@ -118,11 +81,11 @@ func (w *wtx) createParents(acct store.AccountID, name string) error {
 // placeholder it makes the placeholder real. The account row must be
 // locked.
 func (w *wtx) createMailbox(acct store.AccountID, name string, use store.SpecialUse) (store.Mailbox, error) {
-	name, err := normName(name)
+	name, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	if !validSpecialUse(use) {
+	if !store.ValidSpecialUse(use) {
 		return store.Mailbox{}, store.ErrSpecialUse
 	}
 	if use != store.SpecialNone {
@@ -183,7 +146,7 @@ func (w *wtx) hasChildren(acct store.AccountID, name string) (bool, error) {
 
 // DeleteMailbox implements store.Store.
 func (s *Store) DeleteMailbox(ctx context.Context, acct store.AccountID, name string) error {
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return store.ErrNotFound
 	}
@@ -223,14 +186,14 @@ func (s *Store) DeleteMailbox(ctx context.Context, acct store.AccountID, name st
 
 // RenameMailbox implements store.Store.
 func (s *Store) RenameMailbox(ctx context.Context, acct store.AccountID, oldName, newName string) error {
-	oldN, err := normName(oldName)
+	oldN, err := store.CanonicalMailboxName(oldName)
 	if err != nil {
 		return store.ErrNotFound
 	}
 	if len(newName) > 1 {
 		newName = strings.TrimSuffix(newName, store.Separator)
 	}
-	newN, err := normName(newName)
+	newN, err := store.CanonicalMailboxName(newName)
 	if err != nil {
 		return err
 	}
@@ -272,7 +235,7 @@ func (s *Store) RenameMailbox(ctx context.Context, acct store.AccountID, oldName
 			return err
 		}
 		for _, c := range children {
-			if _, err := normName(newN + c[len(oldN):]); err != nil {
+			if _, err := store.CanonicalMailboxName(newN + c[len(oldN):]); err != nil {
 				return err
 			}
 		}
@@ -306,7 +269,7 @@ func (w *wtx) renameInbox(inbox store.Mailbox, newName string) error {
 
 // SetSubscribed implements store.Store.
 func (s *Store) SetSubscribed(ctx context.Context, acct store.AccountID, name string, subscribed bool) error {
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		return err
 	}

@@ -251,7 +251,7 @@ func (s *Store) Deliver(ctx context.Context, body store.Staged, targets []store.
 			if name == "" {
 				name = store.InboxName
 			}
-			n, err := normName(name)
+			n, err := store.CanonicalMailboxName(name)
 			if err != nil {
 				errs[i] = store.ErrNotFound
 				continue
@@ -360,7 +360,7 @@ func (w *wtx) deliverOne(st *staged, body int64, t store.DeliveryTarget, now tim
 	if name == "" {
 		name = store.InboxName
 	}
-	n, err := normName(name)
+	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
 		errs[0] = store.ErrNotFound
 		return errNothingDelivered
