@@ -394,3 +394,31 @@ func TestFetchmailSequence(t *testing.T) {
 		t.Fatalf("%q", u)
 	}
 }
+
+// TestSelectListsKeywords: FLAGS and PERMANENTFLAGS name the keywords in
+// use in the mailbox (RFC 9051 §7.3.5), first spelling, besides the system
+// flags and \*.
+func TestSelectListsKeywords(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendMsg(t, "INBOX", "Subject: 1\r\n\r\none\r\n", store.Flags{Keywords: []string{"$Label1", "Work"}})
+	rc := ts.login(t)
+	u, tagged := rc.cmd("a SELECT INBOX")
+	if !strings.HasPrefix(tagged, "a OK") {
+		t.Fatalf("%q", tagged)
+	}
+	for _, want := range []string{
+		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1 Work)`,
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1 Work \*)] flags permitted`,
+	} {
+		if !hasLine(u, want) {
+			t.Errorf("SELECT lacks %q: %q", want, u)
+		}
+	}
+	// A keyword set later (in another spelling) is listed once, as first spelled.
+	rc.ok(`b STORE 1 +FLAGS (work $Junk)`)
+	rc.ok("c UNSELECT")
+	u = rc.ok("d SELECT INBOX")
+	if !hasLine(u, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Junk $Label1 Work)`) {
+		t.Errorf("after STORE: %q", u)
+	}
+}

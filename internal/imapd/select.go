@@ -104,12 +104,27 @@ func cmdSelect(c *conn, cmd *command) error {
 			s.recent = store.UIDSet{{Start: first, Stop: uids[len(uids)-1]}}
 		}
 	}
-	c.out = append(c.out[:0], `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft)`...)
+	// RFC 9051 §7.3.5: FLAGS lists the flags defined in the mailbox, which
+	// includes the keywords in use, so clients learn its tags.
+	keywords, err := st.Keywords(c.ctx, c.acct.ID, mb.ID)
+	if err != nil {
+		return err
+	}
+	c.out = append(c.out[:0], `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft`...)
+	for _, k := range keywords {
+		c.out = append(append(c.out, ' '), k...)
+	}
+	c.out = append(c.out, ')')
 	c.send(c.out)
 	if readOnly {
 		c.sendString("* OK [PERMANENTFLAGS ()] read-only mailbox")
 	} else {
-		c.sendString(`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] flags permitted`)
+		c.out = append(c.out[:0], `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft`...)
+		for _, k := range keywords {
+			c.out = append(append(c.out, ' '), k...)
+		}
+		c.out = append(c.out, ` \*)] flags permitted`...)
+		c.send(c.out)
 	}
 	c.sendf("* %d EXISTS", s.t.count())
 	s.sentExists = s.t.count()

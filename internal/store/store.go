@@ -412,6 +412,10 @@ type Store interface {
 	Copy(ctx context.Context, acct AccountID, src, dst MailboxID, uids UIDSet) (CopyResult, error)
 	// Move moves messages to dst atomically: new UIDs in dst, expunged in src.
 	Move(ctx context.Context, acct AccountID, src, dst MailboxID, uids UIDSet) (CopyResult, error)
+	// Keywords lists the keywords ever used in a mailbox, in the spelling
+	// first used, sorted case-insensitively (IMAP FLAGS and PERMANENTFLAGS
+	// show them so clients learn the mailbox's tags).
+	Keywords(ctx context.Context, acct AccountID, mbox MailboxID) ([]string, error)
 	// Changes reports what changed after since (0: everything).
 	Changes(ctx context.Context, acct AccountID, mbox MailboxID, since ModSeq) (Delta, error)
 	// SearchText returns, in ascending order, the UIDs among candidates whose

@@ -141,6 +141,18 @@ func testKeywords(t *testing.T, b Backend) {
 	if len(m.Flags.Keywords) != 1 || m.Flags.Keywords[0] != "Work" {
 		t.Errorf("stored keywords %v", m.Flags.Keywords)
 	}
+	// The mailbox's keywords, first spellings, sorted case-insensitively;
+	// removing a keyword from every message does not undefine it.
+	kws, err := e.s.Keywords(e.ctx, a.ID, inbox.ID)
+	if err != nil || fmt.Sprint(kws) != "[$Important Work]" {
+		t.Errorf("Keywords = %v, %v; want [$Important Work]", kws, err)
+	}
+	if kws, err := e.s.Keywords(e.ctx, a.ID, e.create(a.ID, "NoKeywords").ID); err != nil || len(kws) != 0 {
+		t.Errorf("Keywords of a new mailbox = %v, %v", kws, err)
+	}
+	other := e.account()
+	_, err = e.s.Keywords(e.ctx, other.ID, inbox.ID)
+	wantErr(t, "Keywords of another account's mailbox", err, store.ErrNotFound)
 	for _, bad := range []string{"", "a b", "a(b", "x*", "a%", `q"`, "r]", "ü"} {
 		_, err := e.s.SetFlags(e.ctx, a.ID, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{Keywords: []string{bad}}, 0)
 		wantErr(t, fmt.Sprintf("keyword %q", bad), err, store.ErrBadFlag)
