@@ -311,8 +311,8 @@ func (s *Store) SetFlags(ctx context.Context, acct store.AccountID, mbox store.M
 				continue
 			}
 			old := splitKeywords(r.keywords)
-			sys, kws := applyFlags(r.flags, append([]string(nil), old...), op, f)
-			if sys == r.flags && sameKeywords(kws, old) {
+			sys, kws := store.ApplyFlags(r.flags, append([]string(nil), old...), op, f)
+			if sys == r.flags && store.SameKeywords(kws, old) {
 				continue
 			}
 			kw := joinKeywords(kws)

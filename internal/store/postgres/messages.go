@@ -707,8 +707,8 @@ func (s *Store) SetFlags(ctx context.Context, acct store.AccountID, mbox store.M
 				continue
 			}
 			old := store.SysFlags(sys)
-			nsys, nkws := applyFlags(old, kws, op, f)
-			if nsys == old && sameKeywords(kws, nkws) {
+			nsys, nkws := store.ApplyFlags(old, kws, op, f)
+			if nsys == old && store.SameKeywords(kws, nkws) {
 				continue
 			}
 			sortKeywords(nkws)

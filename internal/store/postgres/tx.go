@@ -407,56 +407,6 @@ func sortKeywords(kws []string) {
 	sort.Slice(kws, func(i, j int) bool { return strings.ToLower(kws[i]) < strings.ToLower(kws[j]) })
 }
 
-// applyFlags computes the new flags of a message.
-func applyFlags(sys store.SysFlags, kws []string, op store.FlagOp, f store.Flags) (store.SysFlags, []string) {
-	switch op {
-	case store.FlagsAdd:
-		sys |= f.Sys
-		kws = append([]string(nil), kws...)
-		for _, k := range f.Keywords {
-			if !hasKeyword(kws, k) {
-				kws = append(kws, k)
-			}
-		}
-	case store.FlagsRemove:
-		sys &^= f.Sys
-		out := kws[:0:0]
-		for _, k := range kws {
-			if !hasKeyword(f.Keywords, k) {
-				out = append(out, k)
-			}
-		}
-		kws = out
-	default:
-		// FlagDownloaded is not an IMAP flag: replacing the IMAP flags
-		// keeps it.
-		sys = f.Sys | sys&store.FlagDownloaded
-		kws = append([]string(nil), f.Keywords...)
-	}
-	return sys, kws
-}
-
-func hasKeyword(kws []string, k string) bool {
-	for _, x := range kws {
-		if strings.EqualFold(x, k) {
-			return true
-		}
-	}
-	return false
-}
-
-func sameKeywords(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, k := range a {
-		if !hasKeyword(b, k) {
-			return false
-		}
-	}
-	return true
-}
-
 // normSet sorts and merges a UID set, dropping UID 0, and returns it as
 // parallel start/stop arrays for SQL.
 func normSet(set store.UIDSet) (starts, stops []int64) {
