@@ -1,12 +1,9 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
-	"os"
-	"sort"
 	"sync"
 	"time"
 
@@ -165,36 +162,6 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 	return nil
 }
 
-// OpenMessage implements store.Store.
-func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uid store.UID) (store.MessageReader, error) {
-	st, err := s.rstmt(ctx, `SELECT b.size, b.file, b.data, x.noselect FROM messages m JOIN blobs b ON b.id = m.blob_id JOIN mailboxes x ON x.id = m.mailbox_id WHERE x.account_id = ? AND m.mailbox_id = ? AND m.uid = ?`)
-	if err != nil {
-		return nil, err
-	}
-	var size int64
-	var file sql.NullString
-	var data []byte
-	var noselect bool
-	if err := st.QueryRowContext(ctx, acct, mbox, uid).Scan(&size, &file, &data, &noselect); err != nil {
-		return nil, translate(err)
-	}
-	if file.Valid {
-		f, err := s.openBlobFile(file.String)
-		if errors.Is(err, os.ErrNotExist) {
-			// Expunged and swept between the query and the open.
-			return nil, store.ErrNotFound
-		}
-		if err != nil {
-			return nil, translate(err)
-		}
-		return &messageReader{f: f, size: size}, nil
-	}
-	if data == nil {
-		data = []byte{}
-	}
-	return &messageReader{Reader: bytes.NewReader(data), size: size}, nil
-}
-
 // Changes implements store.Store.
 func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.MailboxID, since store.ModSeq) (store.Delta, error) {
 	var d store.Delta
@@ -244,68 +211,4 @@ func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.Ma
 		return store.Delta{}, err
 	}
 	return d, nil
-}
-
-// SearchText implements store.Store. It scans the folded text stored at
-// delivery; nothing is decoded at search time.
-func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store.MailboxID, candidates []store.UID, scope store.TextScope, needle string) ([]store.UID, error) {
-	if _, err := s.ownMailbox(ctx, acct, mbox); err != nil {
-		return nil, err
-	}
-	if candidates != nil && len(candidates) == 0 {
-		return []store.UID{}, nil
-	}
-	cond := `instr(t.body, ?1) > 0`
-	switch scope {
-	case store.TextHeader:
-		cond = `instr(t.header, ?1) > 0`
-	case store.TextAll:
-		cond = `(instr(t.header, ?1) > 0 OR instr(t.body, ?1) > 0)`
-	}
-	// Only the UID ranges that hold candidates are read: a search
-	// narrowed by other criteria does not scan the whole mailbox.
-	ranges := store.UIDSet{{Start: 1, Stop: ^store.UID(0)}}
-	var cand []store.UID
-	if candidates != nil {
-		cand = append(cand, candidates...)
-		sort.Slice(cand, func(i, j int) bool { return cand[i] < cand[j] })
-		cand = dedupUIDs(cand)
-		ranges = normSet(store.UIDSetOf(cand...))
-		if len(ranges) <= 64 {
-			cand = nil // the ranges hold exactly the candidates
-		} else {
-			ranges = store.UIDSet{{Start: ranges[0].Start, Stop: ranges[len(ranges)-1].Stop}}
-		}
-	}
-	st, err := s.rstmt(ctx, `SELECT m.uid FROM messages m JOIN texts t ON t.blob_id = m.blob_id WHERE m.mailbox_id = ?2 AND m.uid >= ?3 AND m.uid <= ?4 AND `+cond+` ORDER BY m.uid`)
-	if err != nil {
-		return nil, err
-	}
-	folded := foldText(needle)
-	out := []store.UID{}
-	for _, r := range ranges {
-		rows, err := st.QueryContext(ctx, folded, mbox, r.Start, r.Stop)
-		if err != nil {
-			return nil, translate(err)
-		}
-		for rows.Next() {
-			var u store.UID
-			if err := rows.Scan(&u); err != nil {
-				rows.Close()
-				return nil, translate(err)
-			}
-			if cand != nil {
-				i := sort.Search(len(cand), func(i int) bool { return cand[i] >= u })
-				if i == len(cand) || cand[i] != u {
-					continue
-				}
-			}
-			out = append(out, u)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, translate(err)
-		}
-	}
-	return out, nil
 }

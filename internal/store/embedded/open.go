@@ -1,0 +1,41 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// OpenMessage implements store.Store.
+func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox store.MailboxID, uid store.UID) (store.MessageReader, error) {
+	st, err := s.rstmt(ctx, `SELECT b.size, b.file, b.data, x.noselect FROM messages m JOIN blobs b ON b.id = m.blob_id JOIN mailboxes x ON x.id = m.mailbox_id WHERE x.account_id = ? AND m.mailbox_id = ? AND m.uid = ?`)
+	if err != nil {
+		return nil, err
+	}
+	var size int64
+	var file sql.NullString
+	var data []byte
+	var noselect bool
+	if err := st.QueryRowContext(ctx, acct, mbox, uid).Scan(&size, &file, &data, &noselect); err != nil {
+		return nil, translate(err)
+	}
+	if file.Valid {
+		f, err := s.openBlobFile(file.String)
+		if errors.Is(err, os.ErrNotExist) {
+			// Expunged and swept between the query and the open.
+			return nil, store.ErrNotFound
+		}
+		if err != nil {
+			return nil, translate(err)
+		}
+		return &messageReader{f: f, size: size}, nil
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return &messageReader{Reader: bytes.NewReader(data), size: size}, nil
+}
