@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skrytka/skrytka/bench/bulk"
 	"github.com/skrytka/skrytka/bench/corpus"
 	"github.com/skrytka/skrytka/bench/load"
+	"github.com/skrytka/skrytka/internal/auth"
+	"github.com/skrytka/skrytka/internal/store/embedded"
 	"github.com/skrytka/skrytka/internal/testharness"
 )
 
@@ -144,7 +147,20 @@ func TestSmoke(t *testing.T) {
 		if tg.LMTP == 0 && tg.SMTP == 0 {
 			t.Skip("no delivery listener")
 		}
-		check(t)(load.Idle(ctx, tg, load.IdleParams{Conns: 20, User: "idle@" + smokeDomain, Settle: 200 * time.Millisecond, Seed: 6}))
+		rs, err := load.Idle(ctx, tg, load.IdleParams{Steps: []int{10, 24}, Parallel: 8, User: "idle@" + smokeDomain, Settle: 200 * time.Millisecond, Seed: 6})
+		if err == nil && len(rs) != 2 {
+			t.Fatalf("idle: %d results for 2 steps", len(rs))
+		}
+		for _, r := range rs {
+			check(t)(r, err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("8-append", func(t *testing.T) {
+		need(t, "imap")
+		check(t)(load.Append(ctx, tg, load.AppendParams{Clients: 3, Duration: time.Second, Seed: 7}))
 	})
 	t.Run("7-startup", func(t *testing.T) {
 		need(t, "imap")
@@ -153,7 +169,47 @@ func TestSmoke(t *testing.T) {
 		t0 = time.Now()
 		s.start(t)
 		tg.PIDs = []int{s.cmd.Process.Pid}
-		check(t)(load.Startup(ctx, tg, t0, "big@"+smokeDomain, smokeBig, smokeBig))
+		check(t)(load.Startup(ctx, tg, load.StartupParams{T0: t0, User: "big@" + smokeDomain, Want: smokeBig}))
+	})
+	// Workload 7 at the size of issue 8 runs on a store filled by the
+	// bulk loader (bench/bulk), not over LMTP: here a tiny one.
+	t.Run("7-startup-bulk", func(t *testing.T) {
+		need(t, "imap")
+		s.stop(t)
+		dir := filepath.Join(s.dir, "bulk-data")
+		plan := &bulk.Plan{Accounts: 3, PerAccount: 40, Prefix: "bulk", Domain: smokeDomain, Unread: 5,
+			Gen: &corpus.Generator{Seed: 8, Profile: corpus.Compact, MaxBytes: 4096}}
+		st, err := embedded.Open(ctx, dir, embedded.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, err := auth.HashPassword(smokePassword)
+		if err == nil {
+			err = bulk.Skrytka(ctx, st, plan, hash)
+		}
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.run(t, "migrate", "-config", s.writeConfig(t, dir))
+		t0 = time.Now()
+		s.start(t)
+		tg.PIDs = []int{s.cmd.Process.Pid}
+		if _, err := load.Warm(ctx, tg, []string{plan.Address(0), plan.Address(2)}, plan.PerAccount); err != nil {
+			t.Fatal(err)
+		}
+		res, err := load.Startup(ctx, tg, load.StartupParams{T0: t0, User: plan.Address(1), Want: plan.PerAccount, Workload: "7-startup-1m"})
+		check(t)(res, err)
+		// The newest message of an INBOX reads back as generated.
+		raw, err := tg.FetchLast(plan.Address(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := plan.Gen.VerifyExact(raw, plan.Index(2, plan.PerAccount-1)); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
@@ -184,6 +240,15 @@ func newServer(t *testing.T) *server {
 	for _, p := range []string{"imap", "pop3", "smtp", "lmtp"} {
 		s.ports[p] = freePort(t)
 	}
+	s.writeConfig(t, filepath.Join(dir, "data"))
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// writeConfig (re)writes the server's config with the given data_dir and
+// returns its path.
+func (s *server) writeConfig(t *testing.T, dataDir string) string {
+	t.Helper()
 	cfg := fmt.Sprintf(`data_dir = %q
 hostname = "bench.localhost"
 domains = [%q]
@@ -210,12 +275,11 @@ tls_listen = ""
 
 [limits]
 max_connections = 500
-`, filepath.Join(dir, "data"), smokeDomain, s.ports["imap"], s.ports["pop3"], s.ports["smtp"], s.ports["lmtp"])
+`, dataDir, smokeDomain, s.ports["imap"], s.ports["pop3"], s.ports["smtp"], s.ports["lmtp"])
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.stop(t) })
-	return s
+	return s.config
 }
 
 // run runs a skrytka subcommand with the password on stdin.

@@ -15,13 +15,15 @@ import (
 
 // IdleParams configure workload 6.
 type IdleParams struct {
-	Conns int    // idle connections (5,000 in the full run)
+	// Steps are the connection counts measured, in increasing order
+	// (issue 8: 5,000; issue 3: 2,000). Connections are opened up to the
+	// first step, measured, then more are opened up to the next step and
+	// measured again, and so on; each step gives one result.
+	Steps []int
 	User  string // all of them share this account's INBOX
-	// Parallel is how many logins are in flight while connecting. Zero
-	// means 1: Skrytka's per-account login throttle queues concurrent
-	// attempts on one account as if they might all fail (1 s, 2 s, 4 s ...
-	// up to a 1 min cap, then refuses), so parallel logins to the shared
-	// account fail there. Logging in is not what this workload measures.
+	// Parallel is how many logins are in flight while connecting (zero
+	// means 1). Logging in is not what this workload measures, but it
+	// decides how long opening thousands of connections takes.
 	Parallel int
 	// Settle is the pause before memory is read (2 s).
 	Settle time.Duration
@@ -38,21 +40,40 @@ func RaiseFileLimit() {
 	}
 }
 
-// Idle runs workload 6: p.Conns connections log in to one account, SELECT
-// INBOX and IDLE. The server's memory (sum over its process tree) is read
-// before and after; the difference divided by Conns is the cost of one idle
-// connection. Then one message is delivered over LMTP (or SMTP if the
-// server has no LMTP) and the time until every connection has seen it as
-// EXISTS is measured. Checks: every connection reports exactly one more
-// message.
-func Idle(ctx context.Context, t *Target, p IdleParams) (*Result, error) {
-	res := &Result{Workload: "6-idle", Server: t.Name,
-		Params: fmt.Sprintf("%d IDLE connections on one mailbox", p.Conns)}
-	if p.Parallel == 0 {
+// idleStep is the delivery being waited for: every open connection must
+// see EXISTS reach target.
+type idleStep struct {
+	n      int32 // step number, 1-based
+	target uint32
+	want   int64
+	seen   atomic.Int64
+	last   atomic.Int64 // unix nanos of the latest EXISTS seen
+	done   chan struct{}
+}
+
+// Idle runs workload 6: connections log in to one account, SELECT INBOX
+// and IDLE, up to each of p.Steps in turn. At each step the server's
+// memory (PSS and RSS summed over its process tree) is read; the growth
+// since before the first connection, divided by the number of
+// connections, is the cost of one idle connection. Then one message is
+// delivered over LMTP (or SMTP if the server has no LMTP) and the time
+// until every open connection has seen it as EXISTS is measured. Checks:
+// every connection sees the same message count at SELECT and then the
+// new message. One result per step, named 6-idle-N.
+func Idle(ctx context.Context, t *Target, p IdleParams) ([]*Result, error) {
+	if p.Parallel <= 0 {
 		p.Parallel = 1
 	}
 	if p.Settle == 0 {
 		p.Settle = 2 * time.Second
+	}
+	for k, n := range p.Steps {
+		if n <= 0 || (k > 0 && n <= p.Steps[k-1]) {
+			return nil, fmt.Errorf("idle: steps %v must be positive and increasing", p.Steps)
+		}
+	}
+	if len(p.Steps) == 0 {
+		return nil, fmt.Errorf("idle: no steps")
 	}
 	RaiseFileLimit()
 	before, err := TreeMem(t.PIDs)
@@ -62,13 +83,11 @@ func Idle(ctx context.Context, t *Target, p IdleParams) (*Result, error) {
 	type idler struct {
 		c    *imapclient.Client
 		idle *imapclient.IdleCommand
-		base uint32
 	}
-	idlers := make([]*idler, p.Conns)
-	var seenAt = make([]atomic.Int64, p.Conns) // unix nanos of the EXISTS
-	var seen atomic.Int64
-	allSeen := make(chan struct{})
-	var base atomic.Uint32
+	total := p.Steps[len(p.Steps)-1]
+	idlers := make([]*idler, total)
+	var cur atomic.Pointer[idleStep]
+	var count atomic.Uint32 // messages every connection should see at SELECT
 	defer func() {
 		var wg sync.WaitGroup
 		for _, id := range idlers {
@@ -86,99 +105,115 @@ func Idle(ctx context.Context, t *Target, p IdleParams) (*Result, error) {
 		}
 		wg.Wait()
 	}()
-	sem := make(chan struct{}, p.Parallel)
-	var wg sync.WaitGroup
-	errc := make(chan error, p.Conns)
-	for k := 0; k < p.Conns; k++ {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			var fired atomic.Bool
-			h := &imapclient.UnilateralDataHandler{
-				Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-					b := base.Load()
-					if d.NumMessages != nil && b != 0 && *d.NumMessages > b && fired.CompareAndSwap(false, true) {
-						seenAt[k].Store(time.Now().UnixNano())
-						if seen.Add(1) == int64(p.Conns) {
-							close(allSeen)
-						}
-					}
-				},
-			}
-			c, err := t.imapLogin(p.User, &imapclient.Options{UnilateralDataHandler: h})
-			if err != nil {
-				errc <- err
-				return
-			}
-			sel, err := c.Select("INBOX", nil).Wait()
-			if err != nil {
-				c.Close()
-				errc <- fmt.Errorf("SELECT: %w", err)
-				return
-			}
-			base.CompareAndSwap(0, sel.NumMessages)
-			if sel.NumMessages != base.Load() {
-				c.Close()
-				errc <- checkf("connection %d sees %d messages, others %d", k, sel.NumMessages, base.Load())
-				return
-			}
-			idle, err := c.Idle()
-			if err != nil {
-				c.Close()
-				errc <- fmt.Errorf("IDLE: %w", err)
-				return
-			}
-			idlers[k] = &idler{c: c, idle: idle, base: sel.NumMessages}
-		}(k)
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		return nil, err
-	}
-	if base.Load() == 0 {
-		return nil, checkf("%s: INBOX must hold at least one message before the idle test", p.User)
-	}
-	time.Sleep(p.Settle)
-	after, err := TreeMem(t.PIDs)
-	if err != nil {
-		return nil, fmt.Errorf("server memory: %w", err)
-	}
-	res.add("PSS KiB/conn", float64(after.PSS-before.PSS)/float64(p.Conns), false)
-	res.add("RSS KiB/conn", float64(after.RSS-before.RSS)/float64(p.Conns), false)
-	res.Note = fmt.Sprintf("server processes %d -> %d", before.Procs, after.Procs)
-
 	gen := &corpus.Generator{Seed: p.Seed, Profile: corpus.Fixed4K}
-	lmtp := t.LMTP != 0
-	s, err := t.openMail(lmtp)
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	err = s.send("bench@sender.example", []string{p.User}, gen.Message(int(t0.UnixNano()%1e9)))
-	s.close()
-	if err != nil {
-		return nil, fmt.Errorf("delivery to the idlers: %w", err)
-	}
-	select {
-	case <-allSeen:
-	case <-time.After(2 * time.Minute):
-		return nil, checkf("only %d of %d IDLE connections saw the new message within 2 minutes", seen.Load(), p.Conns)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	var last int64
-	for k := range seenAt {
-		if v := seenAt[k].Load(); v > last {
-			last = v
+	var out []*Result
+	opened := 0
+	for sn, step := range p.Steps {
+		res := &Result{Workload: fmt.Sprintf("6-idle-%d", step), Server: t.Name,
+			Params: fmt.Sprintf("%d IDLE connections on one mailbox, %d logins in flight", step, p.Parallel)}
+		t0 := time.Now()
+		sem := make(chan struct{}, p.Parallel)
+		var wg sync.WaitGroup
+		errc := make(chan error, step-opened)
+		for k := opened; k < step; k++ {
+			if ctx.Err() != nil {
+				break
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				var fired atomic.Int32 // last step whose EXISTS this connection saw
+				h := &imapclient.UnilateralDataHandler{
+					Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+						st := cur.Load()
+						if d.NumMessages == nil || st == nil || *d.NumMessages < st.target {
+							return
+						}
+						if old := fired.Load(); old < st.n && fired.CompareAndSwap(old, st.n) {
+							st.last.Store(time.Now().UnixNano())
+							if st.seen.Add(1) == st.want {
+								close(st.done)
+							}
+						}
+					},
+				}
+				c, err := t.imapLogin(p.User, &imapclient.Options{UnilateralDataHandler: h})
+				if err != nil {
+					errc <- err
+					return
+				}
+				sel, err := c.Select("INBOX", nil).Wait()
+				if err != nil {
+					c.Close()
+					errc <- fmt.Errorf("SELECT: %w", err)
+					return
+				}
+				count.CompareAndSwap(0, sel.NumMessages)
+				if sel.NumMessages != count.Load() {
+					c.Close()
+					errc <- checkf("connection %d sees %d messages, others %d", k, sel.NumMessages, count.Load())
+					return
+				}
+				if st := cur.Load(); st != nil {
+					fired.Store(st.n) // it saw the last step's message at SELECT
+				}
+				idle, err := c.Idle()
+				if err != nil {
+					c.Close()
+					errc <- fmt.Errorf("IDLE: %w", err)
+					return
+				}
+				idlers[k] = &idler{c: c, idle: idle}
+			}(k)
 		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		opened = step
+		openTime := time.Since(t0)
+		if count.Load() == 0 {
+			return nil, checkf("%s: INBOX must hold at least one message before the idle test", p.User)
+		}
+		time.Sleep(p.Settle)
+		after, err := TreeMem(t.PIDs)
+		if err != nil {
+			return nil, fmt.Errorf("server memory: %w", err)
+		}
+		res.add("PSS KiB/conn", float64(after.PSS-before.PSS)/float64(step), false)
+		res.add("RSS KiB/conn", float64(after.RSS-before.RSS)/float64(step), false)
+		res.Note = fmt.Sprintf("server processes %d -> %d", before.Procs, after.Procs)
+
+		st := &idleStep{n: int32(sn + 1), target: count.Load() + 1, want: int64(step), done: make(chan struct{})}
+		cur.Store(st)
+		s, err := t.openMail(t.LMTP != 0)
+		if err != nil {
+			return nil, err
+		}
+		d0 := time.Now()
+		err = s.send("bench@sender.example", []string{p.User}, gen.Message(int(d0.UnixNano()%1e9)))
+		s.close()
+		if err != nil {
+			return nil, fmt.Errorf("delivery to the idlers: %w", err)
+		}
+		select {
+		case <-st.done:
+		case <-time.After(2 * time.Minute):
+			return nil, checkf("only %d of %d IDLE connections saw the new message within 2 minutes", st.seen.Load(), step)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		count.Store(st.target)
+		res.add("EXISTS to all ms", ms(time.Duration(st.last.Load()-d0.UnixNano())), false)
+		res.add("open s", openTime.Seconds(), false)
+		res.Checked = step
+		out = append(out, res)
 	}
-	res.add("EXISTS to all ms", ms(time.Duration(last-t0.UnixNano())), false)
-	res.Checked = p.Conns
-	return res, nil
+	return out, nil
 }

@@ -92,3 +92,6 @@ func fetchBody(c *imapclient.Client, set imap.NumSet) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// FetchLast returns BODY.PEEK[] of the last message in user's INBOX.
+func (t *Target) FetchLast(user string) ([]byte, error) { return t.fetchLast(user) }

@@ -8,8 +8,9 @@
 //	skrytka-bench users    [target flags]        print every account the workloads use
 //	skrytka-bench hash     -password P           print an argon2id hash (Skrytka's parameters)
 //	skrytka-bench load     [target flags] -what users|big
-//	skrytka-bench run      [target flags] -w 1,2,3,4,5,6 -round N -out results.jsonl
+//	skrytka-bench run      [target flags] -w 1,2,3,4,5,6,8 -round N -out results.jsonl
 //	skrytka-bench startup  [target flags] -t0-ns NANOS -out results.jsonl
+//	skrytka-bench warm     [target flags] -warm-prefix bulk -warm-accounts N -startup-want M
 //	skrytka-bench table    -a skrytka -b dovecot results.jsonl
 //	skrytka-bench show     -profile realistic -i N   print corpus message N
 //
@@ -36,27 +37,34 @@ import (
 )
 
 type options struct {
-	t            load.Target
-	pids         string
-	seed         uint64
-	out          string
-	round        int
-	workloads    string
-	what         string
-	sessions     int
-	deliverDur   time.Duration
-	clients      int
-	mixDur       time.Duration
-	pop3Clients  int
-	perUser      int
-	maxBytes     int
-	bigN         int
-	idleN        int
-	idleParallel int
-	loadSessions int
-	t0ns         int64
-	startupWant  int
-	startupTotal int
+	t             load.Target
+	pids          string
+	seed          uint64
+	out           string
+	round         int
+	workloads     string
+	what          string
+	sessions      int
+	deliverDur    time.Duration
+	clients       int
+	mixDur        time.Duration
+	pop3Clients   int
+	perUser       int
+	maxBytes      int
+	bigN          int
+	idleSteps     string
+	appendClients int
+	appendDur     time.Duration
+	idleParallel  int
+	loadSessions  int
+	t0ns          int64
+	startupWant   int
+	startupTotal  int
+	warmPrefix    string
+	warmAccounts  int
+	startupUser   string
+	startupName   string
+	startupParams string
 }
 
 func (o *options) flags(fs *flag.FlagSet) {
@@ -73,7 +81,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.Uint64Var(&o.seed, "seed", 1, "corpus seed")
 	fs.StringVar(&o.out, "out", "", "append JSON results to this file")
 	fs.IntVar(&o.round, "round", 1, "round number recorded with the results")
-	fs.StringVar(&o.workloads, "w", "1,2,3,4,5,6", "workloads to run")
+	fs.StringVar(&o.workloads, "w", "1,2,3,4,5,6,8", "workloads to run")
 	fs.StringVar(&o.what, "what", "users", "load: users (realistic corpus into each ordinary account) or big (compact corpus into big@)")
 	fs.IntVar(&o.sessions, "sessions", 20, "1,2: concurrent delivery sessions")
 	fs.DurationVar(&o.deliverDur, "deliver-dur", 10*time.Second, "1,2: how long to deliver")
@@ -83,16 +91,35 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.perUser, "per-user", 100, "messages preloaded into each ordinary account")
 	fs.IntVar(&o.maxBytes, "max-bytes", 4<<20, "largest message of the realistic corpus")
 	fs.IntVar(&o.bigN, "big", 100000, "5: messages in big@'s INBOX")
-	fs.IntVar(&o.idleN, "idle", 5000, "6: idle connections")
-	fs.IntVar(&o.idleParallel, "idle-parallel", 1, "6: logins in flight while opening the idle connections (all to one account)")
+	fs.StringVar(&o.idleSteps, "idle", "2000,5000", "6: idle connections, comma-separated increasing steps (each step is measured)")
+	fs.IntVar(&o.idleParallel, "idle-parallel", 32, "6: logins in flight while opening the idle connections (all to one account)")
+	fs.IntVar(&o.appendClients, "append-clients", 10, "8: concurrent APPEND clients")
+	fs.DurationVar(&o.appendDur, "append-dur", 10*time.Second, "8: how long to append")
 	fs.IntVar(&o.loadSessions, "load-sessions", 20, "load: concurrent LMTP sessions")
 	fs.Int64Var(&o.t0ns, "t0-ns", 0, "startup: unix nanoseconds just before the server was started")
 	fs.IntVar(&o.startupWant, "startup-want", -1, "startup: messages expected in big@'s INBOX (-1: do not check)")
 	fs.IntVar(&o.startupTotal, "startup-total", 0, "startup: messages in the whole store (for the table)")
+	fs.StringVar(&o.warmPrefix, "warm-prefix", "bulk", "warm: accounts are PREFIX1..PREFIXN@DOMAIN")
+	fs.IntVar(&o.warmAccounts, "warm-accounts", 100, "warm: number of accounts")
+	fs.StringVar(&o.startupUser, "startup-user", "", "startup: account whose INBOX is selected (default big@DOMAIN)")
+	fs.StringVar(&o.startupName, "startup-workload", "7-startup", "startup: workload name in the results")
+	fs.StringVar(&o.startupParams, "startup-params", "", "startup: parameters column of the table (default: N msgs in the store)")
 }
 
 func (o *options) users() int {
-	return max(o.clients, o.pop3Clients)
+	return max(o.clients, o.pop3Clients, o.appendClients)
+}
+
+func (o *options) idleList() ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(o.idleSteps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("-idle: bad count %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func main() {
@@ -128,7 +155,7 @@ func main() {
 			g := &corpus.Generator{Seed: *seed, Profile: p}
 			os.Stdout.Write(g.Message(*i))
 		}
-	case "users", "load", "run", "startup":
+	case "users", "load", "run", "startup", "warm":
 		var o options
 		fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 		o.flags(fs)
@@ -147,6 +174,8 @@ func main() {
 			err = cmdRun(ctx, &o)
 		case "startup":
 			err = cmdStartup(ctx, &o)
+		case "warm":
+			err = cmdWarm(ctx, &o)
 		}
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
@@ -234,7 +263,23 @@ func cmdRun(ctx context.Context, o *options) error {
 			gen := o.bigGen()
 			res, err = load.BigMailbox(ctx, &o.t, load.BigParams{User: o.t.Named("big"), Count: o.bigN, Gen: gen}, load.Expect(gen, o.bigN))
 		case "6":
-			res, err = load.Idle(ctx, &o.t, load.IdleParams{Conns: o.idleN, User: o.t.Named("idle"), Parallel: o.idleParallel, Seed: o.seed + 3})
+			steps, err := o.idleList()
+			if err != nil {
+				return err
+			}
+			var rs []*load.Result
+			rs, err = load.Idle(ctx, &o.t, load.IdleParams{Steps: steps, User: o.t.Named("idle"), Parallel: o.idleParallel, Seed: o.seed + 3})
+			if err != nil {
+				return fmt.Errorf("%s: workload 6: %w", o.t.Name, err)
+			}
+			for _, r := range rs[:len(rs)-1] {
+				if err := emit(o, r); err != nil {
+					return err
+				}
+			}
+			res = rs[len(rs)-1]
+		case "8":
+			res, err = load.Append(ctx, &o.t, load.AppendParams{Clients: o.appendClients, Duration: o.appendDur, Seed: o.seed + 4})
 		default:
 			return fmt.Errorf("unknown workload %q", w)
 		}
@@ -252,11 +297,35 @@ func cmdStartup(ctx context.Context, o *options) error {
 	if o.t0ns == 0 {
 		return errors.New("startup: -t0-ns is required")
 	}
-	res, err := load.Startup(ctx, &o.t, time.Unix(0, o.t0ns), o.t.Named("big"), o.startupWant, o.startupTotal)
+	user := o.startupUser
+	if user == "" {
+		user = o.t.Named("big")
+	}
+	params := o.startupParams
+	if params == "" {
+		params = fmt.Sprintf("%d msgs in the store", o.startupTotal)
+	}
+	res, err := load.Startup(ctx, &o.t, load.StartupParams{T0: time.Unix(0, o.t0ns), User: user, Want: o.startupWant,
+		Workload: o.startupName, Params: params})
 	if err != nil {
 		return err
 	}
 	return emit(o, res)
+}
+
+// cmdWarm SELECTs every bulk account's INBOX once (see load.Warm).
+func cmdWarm(ctx context.Context, o *options) error {
+	var users []string
+	for k := 1; k <= o.warmAccounts; k++ {
+		users = append(users, fmt.Sprintf("%s%d@%s", o.warmPrefix, k, o.t.Domain))
+	}
+	t0 := time.Now()
+	slowest, err := load.Warm(ctx, &o.t, users, o.startupWant)
+	if err != nil {
+		return err
+	}
+	log.Printf("%s: selected %d INBOXes in %s (slowest %s)", o.t.Name, len(users), time.Since(t0).Round(time.Millisecond), slowest.Round(time.Millisecond))
+	return nil
 }
 
 func emit(o *options, res *load.Result) error {
