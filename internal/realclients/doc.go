@@ -1,0 +1,36 @@
+// Package realclients proves that Skrytka works with the mail clients
+// people actually run, as Debian packages them: mbsync (isync), fetchmail,
+// offlineimap3 and curl (issue 3, "What real clients do", and issue 4's
+// real POP3 clients).
+//
+// Everything here is tests; this file only carries the documentation. Each
+// test builds nothing itself: TestMain builds cmd/skrytka once, and every
+// test starts its own `skrytka serve` subprocess with a config in a
+// temporary directory and its own free loopback ports, adds an account
+// with `skrytka user add -password-stdin` through the admin socket,
+// delivers mail over LMTP, runs the client binary with its own HOME and
+// config under a timeout, and then checks both sides: the server through
+// go-imap's imapclient, the client's side by reading what it wrote (Maildir
+// files and their flag suffixes, files an MDA wrote, curl's output).
+//
+// Flows covered:
+//   - mbsync: two-way sync of several folders (hierarchy, a non-ASCII
+//     name) with a local Maildir: the first pull, local changes pushed
+//     (a new message, a flag change, a deletion, a new folder), server
+//     changes pulled (an LMTP delivery, a flag set by another session, an
+//     expunge), over STARTTLS with the generated certificate.
+//   - fetchmail: POP3 with and without keep, UIDL tracking with keep, and
+//     IMAP (sequence numbers, expunge after each message), into an MDA;
+//     the bodies received equal the stored ones.
+//   - offlineimap3: a sync into a Maildir (EXAMINE then SELECT,
+//     AUTHENTICATE PLAIN without an initial response, ID before login),
+//     then local changes pushed back.
+//   - curl: IMAP LIST and a non-peek UID FETCH (which sets \Seen), POP3
+//     LIST and RETR, SMTP submission with AUTH over STARTTLS and implicit
+//     TLS, and the submitted mail arriving.
+//
+// A client binary that is not installed makes its test skip, naming it,
+// unless SKRYTKA_REQUIRE_CLIENTS=1 is set (as .ci/run does), which turns the
+// skip into a failure. The tests never leave loopback: the MX is not used,
+// and the queue's smarthost is a loopback port where nobody listens.
+package realclients

@@ -1,0 +1,232 @@
+package realclients
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// fetchmailRun is one user's fetchmail set-up: an rc file and an MDA
+// script that writes each message into its own file under out.
+type fetchmailRun struct {
+	bin, home, rc, out string
+}
+
+// newFetchmail writes an rc file that polls the server with the given
+// protocol lines (the "poll ... proto ..." line's tail and options), and
+// an MDA script. fetchmail talks to "localhost" because it checks the
+// certificate's DNS names only; it upgrades with STLS/STARTTLS on its own
+// when the server offers it, and trusts the server's generated
+// certificate through sslcertfile.
+func newFetchmail(t *testing.T, bin string, s *server, user, poll, options string) *fetchmailRun {
+	t.Helper()
+	home := t.TempDir()
+	f := &fetchmailRun{bin: bin, home: home, rc: filepath.Join(home, "fetchmailrc"), out: filepath.Join(home, "out")}
+	if err := os.Mkdir(f.out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mda := filepath.Join(home, "mda.sh")
+	script := fmt.Sprintf("#!/bin/sh\nexec cat > \"$(mktemp %s/msg.XXXXXX)\"\n", f.out)
+	if err := os.WriteFile(mda, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rc := fmt.Sprintf("set no syslog\npoll localhost %s\n  user %q password %q\n  sslcertfile %q\n  mda %q\n%s\n",
+		poll, user, password, s.caFile(), mda, options)
+	// fetchmail refuses an rc file that others can read.
+	if err := os.WriteFile(f.rc, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// run runs fetchmail once and returns its output. wantMail false expects
+// exit status 1 ("no mail").
+func (f *fetchmailRun) run(t *testing.T, wantMail bool) string {
+	t.Helper()
+	env := []string{"HOME=" + f.home, "FETCHMAILHOME=" + f.home}
+	args := []string{"-v", "-f", f.rc}
+	if wantMail {
+		return runClient(t, f.home, env, nil, f.bin, args...)
+	}
+	out := runClient(t, f.home, env, []int{1}, f.bin, args...)
+	if !strings.Contains(out, "fetchmail: normal termination, status 1") && !strings.Contains(out, "No mail for") && !strings.Contains(out, "seen)") {
+		t.Fatalf("fetchmail: expected no new mail")
+	}
+	return out
+}
+
+// received returns the messages the MDA wrote so far, keyed by Subject.
+func (f *fetchmailRun) received(t *testing.T) map[string][]byte {
+	t.Helper()
+	ents, err := os.ReadDir(f.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range ents {
+		raw, err := os.ReadFile(filepath.Join(f.out, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj := headerValue(raw, "Subject")
+		if _, dup := out[subj]; dup {
+			t.Fatalf("fetchmail delivered %q twice", subj)
+		}
+		out[subj] = raw
+	}
+	return out
+}
+
+// checkSame compares what fetchmail delivered with what the server
+// stored, byte for byte (with LF line ends, as fetchmail hands messages
+// to an MDA), once the Received field fetchmail adds is taken out.
+func checkSame(t *testing.T, got map[string][]byte, want map[string]stored) {
+	t.Helper()
+	if !slices.Equal(subjects(got), subjects(want)) {
+		t.Fatalf("fetchmail delivered %v, want %v", subjects(got), subjects(want))
+	}
+	for subj, sm := range want {
+		ours := 0
+		g := dropFields(got[subj], func(field string) bool {
+			if strings.HasPrefix(field, "Received:") && strings.Contains(field, "(fetchmail-") {
+				ours++
+				return true
+			}
+			return false
+		})
+		if ours != 1 {
+			t.Errorf("%q: %d Received fields from fetchmail, want 1", subj, ours)
+		}
+		w := lf(sm.Raw)
+		_, gb := splitMessage(g)
+		_, wb := splitMessage(w)
+		if !bytes.Equal(gb, wb) {
+			t.Errorf("%q: body differs (%d bytes, stored %d):\n%q\nwant\n%q", subj, len(gb), len(wb), head(gb), head(wb))
+		} else if !bytes.Equal(g, w) {
+			t.Errorf("%q: header differs:\n%s\nwant\n%s", subj, head(g), head(w))
+		}
+	}
+}
+
+// TestFetchmail downloads with fetchmail over POP3 (keep with UIDL
+// tracking, and delete after download) and over IMAP (sequence numbers,
+// expunge after each message) and compares what arrives with what the
+// server stored.
+func TestFetchmail(t *testing.T) {
+	bin := needClient(t, "fetchmail", "fetchmail")
+	t.Parallel()
+	s := startServer(t, "")
+
+	// deliverThree puts three messages into user's INBOX, one of them
+	// large (kept outside SQLite) and all with a line that starts with a
+	// dot, and returns them as stored.
+	deliverThree := func(t *testing.T, user, tag string) map[string]stored {
+		t.Helper()
+		for i := 1; i <= 3; i++ {
+			pad := 0
+			if i == 2 {
+				pad = 150 << 10
+			}
+			s.deliver(t, user, message("sender@example.org", user, fmt.Sprintf("%s %d", tag, i), pad))
+		}
+		return s.mailbox(t, user, "INBOX")
+	}
+
+	t.Run("POP3KeepUIDL", func(t *testing.T) {
+		const user = "pop-keep@localhost"
+		s.addUser(t, user)
+		want := deliverThree(t, user, "keep")
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.pop3)+" proto POP3 uidl", "  keep")
+		out := f.run(t, true)
+		if !strings.Contains(out, "POP3> STLS") || !strings.Contains(out, "upgrade to TLS succeeded") {
+			t.Errorf("fetchmail did not use STLS")
+		}
+		checkSame(t, f.received(t), want)
+		if got := s.mailbox(t, user, "INBOX"); !slices.Equal(subjects(got), subjects(want)) {
+			t.Fatalf("keep: server INBOX now %v", subjects(got))
+		}
+		// UIDL: the next poll finds nothing new, then exactly one new
+		// message.
+		f.run(t, false)
+		if n := len(f.received(t)); n != 3 {
+			t.Fatalf("second poll delivered again: %d messages", n)
+		}
+		s.deliver(t, user, message("sender@example.org", user, "keep 4", 0))
+		f.run(t, true)
+		got := f.received(t)
+		want = s.mailbox(t, user, "INBOX")
+		checkSame(t, got, want)
+	})
+
+	t.Run("POP3SDelete", func(t *testing.T) {
+		const user = "pop-del@localhost"
+		s.addUser(t, user)
+		want := deliverThree(t, user, "del")
+		// Implicit TLS on the POP3S port; no keep: DELE, then QUIT
+		// expunges.
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.pop3s)+" proto POP3", "  ssl")
+		out := f.run(t, true)
+		if !strings.Contains(out, "POP3> DELE") {
+			t.Errorf("fetchmail sent no DELE")
+		}
+		checkSame(t, f.received(t), want)
+		if got := s.mailbox(t, user, "INBOX"); len(got) != 0 {
+			t.Fatalf("after download without keep the server still has %v", subjects(got))
+		}
+		f.run(t, false)
+	})
+
+	t.Run("IMAPDelete", func(t *testing.T) {
+		const user = "imap-del@localhost"
+		s.addUser(t, user)
+		want := deliverThree(t, user, "imap")
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.imap)+" proto IMAP", "")
+		out := f.run(t, true)
+		if !strings.Contains(out, "STARTTLS") {
+			t.Errorf("fetchmail did not use STARTTLS")
+		}
+		// fetchmail works on sequence numbers: it reads message 1,
+		// expunges it, and reads the new message 1 again.
+		if n := len(regexp.MustCompile(`IMAP> A\d+ FETCH 1 RFC822.HEADER`).FindAllString(out, -1)); n != 3 {
+			t.Errorf("fetchmail fetched message 1 %d times, want 3 (one per message, expunging in between)", n)
+		}
+		if n := len(regexp.MustCompile(`IMAP> A\d+ EXPUNGE`).FindAllString(out, -1)); n < 3 {
+			t.Errorf("fetchmail expunged %d times, want one per message", n)
+		}
+		checkSame(t, f.received(t), want)
+		if got := s.mailbox(t, user, "INBOX"); len(got) != 0 {
+			t.Fatalf("after download without keep the server still has %v", subjects(got))
+		}
+		f.run(t, false)
+	})
+
+	t.Run("IMAPKeep", func(t *testing.T) {
+		const user = "imap-keep@localhost"
+		s.addUser(t, user)
+		want := deliverThree(t, user, "imapkeep")
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.imap)+" proto IMAP", "  keep")
+		f.run(t, true)
+		checkSame(t, f.received(t), want)
+		after := s.mailbox(t, user, "INBOX")
+		if !slices.Equal(subjects(after), subjects(want)) {
+			t.Fatalf("keep: server INBOX now %v", subjects(after))
+		}
+		for subj, m := range after {
+			if !m.hasFlag(imap.FlagSeen) {
+				t.Errorf("%q not \\Seen after fetchmail read it: %v", subj, m.Flags)
+			}
+		}
+		// Seen messages are not fetched again.
+		f.run(t, false)
+		if n := len(f.received(t)); n != 3 {
+			t.Fatalf("second poll delivered again: %d messages", n)
+		}
+	})
+}
