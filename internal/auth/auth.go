@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -105,15 +106,27 @@ type Authenticator struct {
 	// MaxConcurrent bounds password checks running at once (each argon2id
 	// check uses 19 MiB). 0 means 4 per CPU.
 	MaxConcurrent int
+	// CacheTTL is how long a password verified with argon2id is
+	// remembered, as a keyed digest, so that the same account logging in
+	// again with the same password skips argon2id (see cache.go and
+	// docs/security.md). 0 turns the cache off. Throttling is the same
+	// with or without it.
+	CacheTTL time.Duration
+	// CacheSize bounds the accounts remembered; when full, the entry
+	// closest to expiry is dropped. 0 means DefaultCacheSize.
+	CacheSize int
 	// Now and Sleep replace the clock and the wait in tests. nil: the real
 	// ones. Sleep must return ctx.Err() if ctx ends first.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	semOnce sync.Once
-	sem     chan struct{}
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	semOnce   sync.Once
+	sem       chan struct{}
+	cacheOnce sync.Once
+	cache     *credCache   // nil when CacheTTL is 0
+	verified  atomic.Int64 // argon2id checks run (for tests)
 }
 
 // Authenticate checks address and password and returns the account.
@@ -184,22 +197,75 @@ func (a *Authenticator) acquire(ctx context.Context) error {
 
 func (a *Authenticator) release() { <-a.sem }
 
-// check verifies the password; the caller holds a slot.
+// check verifies the password; the caller holds a slot, and the attempt
+// has been admitted by the throttle (a cache hit is only a faster check,
+// never a way around the throttle).
 func (a *Authenticator) check(ctx context.Context, address, password string) (store.Account, error) {
 	acct, err := a.Store.Account(ctx, address)
+	c := a.credCache()
 	if errors.Is(err, store.ErrNotFound) {
+		if c != nil {
+			c.forget(strings.ToLower(strings.TrimSpace(address)))
+		}
 		// Spend the same time as a real check so that timing does not
 		// reveal which addresses exist.
-		VerifyPassword(dummyHash, password)
+		a.verify(dummyHash, password)
 		return store.Account{}, ErrFailed
 	}
 	if err != nil {
 		return store.Account{}, err
 	}
-	if !VerifyPassword(acct.PasswordHash, password) {
+	if c == nil {
+		if !a.verify(acct.PasswordHash, password) {
+			return store.Account{}, ErrFailed
+		}
+		return acct, nil
+	}
+	d := c.digest(acct, password)
+	hit, f, lead := c.lookup(acct, d)
+	if hit {
+		return acct, nil
+	}
+	if !lead {
+		// The same password for the same stored hash is being checked
+		// right now: share its success. A failure is not shared, so a
+		// wrong password still costs its own full check below.
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return store.Account{}, ctx.Err()
+		}
+		if f.ok {
+			return acct, nil
+		}
+		if !a.verify(acct.PasswordHash, password) {
+			return store.Account{}, ErrFailed
+		}
+		return acct, nil
+	}
+	ok := false
+	defer func() { c.land(f, acct, d, ok) }()
+	ok = a.verify(acct.PasswordHash, password)
+	if !ok {
 		return store.Account{}, ErrFailed
 	}
 	return acct, nil
+}
+
+// verify runs argon2id and counts it.
+func (a *Authenticator) verify(hash, password string) bool {
+	a.verified.Add(1)
+	return VerifyPassword(hash, password)
+}
+
+// credCache returns the verified-credentials cache, or nil if it is off.
+func (a *Authenticator) credCache() *credCache {
+	a.cacheOnce.Do(func() {
+		if a.CacheTTL > 0 {
+			a.cache = newCredCache(a.CacheTTL, a.CacheSize, a.now)
+		}
+	})
+	return a.cache
 }
 
 func (a *Authenticator) log(ctx context.Context, remote, user, result string, wait time.Duration) {
