@@ -36,17 +36,22 @@ done
 
 # knobs (environment variables win over these defaults)
 if [ "$QUICK" = 1 ]; then
-	: "${ROUNDS:=3}" "${PER_USER:=40}" "${MAX_BYTES:=262144}" "${BIG_N:=5000}" "${IDLE_N:=300}"
+	: "${ROUNDS:=3}" "${PER_USER:=40}" "${MAX_BYTES:=262144}" "${BIG_N:=5000}" "${IDLE_N:=100,300}"
 	: "${CLIENTS:=50}" "${MIX_DUR:=10s}" "${DELIVER_DUR:=5s}" "${SESSIONS:=20}" "${POP3_CLIENTS:=20}"
+	: "${APPEND_CLIENTS:=10}" "${APPEND_DUR:=5s}" "${BULK_N:=20000}" "${BULK_ACCOUNTS:=10}"
 else
-	: "${ROUNDS:=3}" "${PER_USER:=100}" "${MAX_BYTES:=4194304}" "${BIG_N:=100000}" "${IDLE_N:=5000}"
+	: "${ROUNDS:=3}" "${PER_USER:=100}" "${MAX_BYTES:=4194304}" "${BIG_N:=100000}" "${IDLE_N:=2000,5000}"
 	: "${CLIENTS:=50}" "${MIX_DUR:=30s}" "${DELIVER_DUR:=10s}" "${SESSIONS:=20}" "${POP3_CLIENTS:=20}"
+	: "${APPEND_CLIENTS:=10}" "${APPEND_DUR:=10s}" "${BULK_N:=1000000}" "${BULK_ACCOUNTS:=100}"
 fi
 : "${SERVERS:=skrytka dovecot}"
-: "${WORKLOADS:=1,2,3,4,5,6}"
+: "${WORKLOADS:=1,2,3,4,5,6,8}"
 : "${SEED:=1}"
 : "${LOAD_SESSIONS:=20}"
-: "${IDLE_PARALLEL:=1}"
+: "${IDLE_PARALLEL:=32}"
+: "${BULK_MAX_BYTES:=4096}"
+# IDLE_N is a list of increasing steps; limits are sized for the last.
+IDLE_MAX=${IDLE_N##*,}
 : "${PASSWORD:=bench-password}"
 : "${DOMAIN:=bench.test}"
 WORK=${WORK:-$(mktemp -d /tmp/skrytka-bench.XXXXXX)}
@@ -66,18 +71,27 @@ cd "$repo"
 log "work dir $WORK"
 go build -o "$WORK/bin/skrytka-bench" ./bench/cmd/skrytka-bench
 case " $SERVERS " in *" skrytka "*) go build -o "$WORK/bin/skrytka" ./cmd/skrytka ;; esac
+if [ "$BULK_N" -gt 0 ]; then go build -o "$WORK/bin/skrytka-bulkload" ./bench/cmd/skrytka-bulkload; fi
 BENCH=$WORK/bin/skrytka-bench
 
 common=(-domain "$DOMAIN" -password "$PASSWORD" -seed "$SEED" -sessions "$SESSIONS"
 	-clients "$CLIENTS" -pop3-clients "$POP3_CLIENTS" -per-user "$PER_USER" -max-bytes "$MAX_BYTES"
-	-big "$BIG_N" -idle "$IDLE_N" -idle-parallel "$IDLE_PARALLEL" -mix-dur "$MIX_DUR" -deliver-dur "$DELIVER_DUR" -load-sessions "$LOAD_SESSIONS")
+	-big "$BIG_N" -idle "$IDLE_N" -idle-parallel "$IDLE_PARALLEL" -mix-dur "$MIX_DUR" -deliver-dur "$DELIVER_DUR" -load-sessions "$LOAD_SESSIONS"
+	-append-clients "$APPEND_CLIENTS" -append-dur "$APPEND_DUR")
 mapfile -t USERS < <("$BENCH" users "${common[@]}")
+# Workload 7 at issue 8's size: a second pair of stores, written by the bulk
+# loader (not over LMTP), BULK_N messages over BULK_ACCOUNTS INBOXes.
+BULK_USERS=()
+if [ "$BULK_N" -gt 0 ]; then
+	BULK_PER=$((BULK_N / BULK_ACCOUNTS))
+	for ((k = 1; k <= BULK_ACCOUNTS; k++)); do BULK_USERS+=("bulk$k@$DOMAIN"); done
+fi
 
 # Thousands of IDLE connections: Dovecot's imap processes each want an
 # inotify instance (else they fall back to polling every 30 s), and every
 # connection needs a file descriptor on both sides.
 ulimit -n "$(ulimit -Hn)" || true
-want_inotify=$((IDLE_N + 1024))
+want_inotify=$((IDLE_MAX + 1024))
 if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt "$want_inotify" ]; then
 	sysctl -q -w fs.inotify.max_user_instances="$want_inotify" ||
 		log "could not raise fs.inotify.max_user_instances; Dovecot IDLE may fall back to polling"
@@ -120,7 +134,8 @@ ports_free() { # port...: fail if something already listens there
 }
 
 # ---------------------------------------------------------------- Dovecot
-setup_dovecot() {
+setup_dovecot() { # [instance]: dovecot (default) or dovecot-1m (the bulk store)
+	local inst=${1:-dovecot}
 	if ! command -v dovecot >/dev/null || ! [ -e /usr/lib/dovecot/lmtp ] || ! [ -e /usr/lib/dovecot/pop3 ]; then
 		log "installing Dovecot from Debian's packages"
 		export DEBIAN_FRONTEND=noninteractive
@@ -129,15 +144,18 @@ setup_dovecot() {
 	fi
 	# The package's own instance must not hold our ports; we never start it.
 	id skbench >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin skbench
-	local uid gid d=$WORK/dovecot
+	local uid gid d=$WORK/$inst
 	uid=$(id -u skbench) gid=$(id -g skbench)
-	[ "$LOADED" = 1 ] || rm -rf "$d/mail" "$d/state"
+	# The bulk loader resumes a partly written Maildir itself.
+	[ "$LOADED" = 1 ] || [ "$inst" != dovecot ] || rm -rf "$d/mail" "$d/state"
 	mkdir -p "$d/run" "$d/state" "$d/mail" "$d/log"
 	chown skbench:skbench "$d/mail"
-	local hash
+	local hash u
 	hash=$("$BENCH" hash -password "$PASSWORD")
+	local -a users=("${USERS[@]}")
+	[ "$inst" = dovecot ] || users=("${BULK_USERS[@]}")
 	: >"$d/users"
-	for u in "${USERS[@]}"; do
+	for u in "${users[@]}"; do
 		printf '%s:{ARGON2ID}%s\n' "$u" "$hash" >>"$d/users"
 	done
 	chmod 644 "$d/users"
@@ -146,7 +164,7 @@ setup_dovecot() {
 	cat >"$d/dovecot.conf" <<EOF
 # Written by bench/compare.sh. Settings that differ from Debian's defaults,
 # and why, are listed in bench/README.md.
-instance_name = skbench
+instance_name = skbench${inst#dovecot}
 base_dir = $d/run
 state_dir = $d/state
 log_path = $d/log/dovecot.log
@@ -176,8 +194,8 @@ userdb {
 auth_cache_size = 10M
 auth_cache_ttl = 1 hour
 auth_cache_verify_password_with_worker = yes
-default_process_limit = $((IDLE_N + 1000))
-default_client_limit = $((IDLE_N * 2 + 1000))
+default_process_limit = $((IDLE_MAX + 1000))
+default_client_limit = $((IDLE_MAX * 2 + 1000))
 default_vsz_limit = 1G
 service imap-login {
   inet_listener imap {
@@ -190,7 +208,7 @@ service imap-login {
   service_count = 0
   process_min_avail = $nproc
   process_limit = $((nproc * 4))
-  client_limit = $((IDLE_N + 1000))
+  client_limit = $((IDLE_MAX + 1000))
 }
 service pop3-login {
   inet_listener pop3 {
@@ -205,7 +223,7 @@ service pop3-login {
   process_limit = $((nproc * 4))
 }
 service imap {
-  process_limit = $((IDLE_N + 1000))
+  process_limit = $((IDLE_MAX + 1000))
 }
 service lmtp {
   inet_listener lmtp {
@@ -214,13 +232,13 @@ service lmtp {
   }
 }
 service auth {
-  client_limit = $((IDLE_N * 2 + 1000))
+  client_limit = $((IDLE_MAX * 2 + 1000))
 }
 service anvil {
-  client_limit = $((IDLE_N * 3 + 3000))
+  client_limit = $((IDLE_MAX * 3 + 3000))
 }
 protocol imap {
-  mail_max_userip_connections = $((IDLE_N + 1000))
+  mail_max_userip_connections = $((IDLE_MAX + 1000))
 }
 protocol pop3 {
   mail_max_userip_connections = 100
@@ -230,18 +248,20 @@ EOF
 		{ cat "$d/config-check.log" >&2; exit 1; }
 }
 
-start_dovecot() { # sets PID, T0
+start_dovecot() { # [instance]; sets PID, T0, TARGET
+	local d=$WORK/${1:-dovecot}
 	ports_free $D_IMAP $D_POP3 $D_LMTP
 	T0=$(date +%s%N)
-	dovecot -F -c "$WORK/dovecot/dovecot.conf" >>"$WORK/dovecot/log/stdout.log" 2>&1 &
+	dovecot -F -c "$d/dovecot.conf" >>"$d/log/stdout.log" 2>&1 &
 	PID=$!
-	wait_port 127.0.0.1 $D_IMAP 60 || { tail -20 "$WORK/dovecot/log/dovecot.log" >&2; exit 1; }
+	wait_port 127.0.0.1 $D_IMAP 60 || { tail -20 "$d/log/dovecot.log" >&2; exit 1; }
 	TARGET=(-name dovecot -imap $D_IMAP -pop3 $D_POP3 -lmtp $D_LMTP -pids "$PID")
 }
 
 # ---------------------------------------------------------------- Skrytka
-setup_skrytka() {
-	local d=$WORK/skrytka
+setup_skrytka() { # [instance]: skrytka (default) or skrytka-1m (the bulk store)
+	local inst=${1:-skrytka}
+	local d=$WORK/$inst
 	mkdir -p "$d"
 	cat >"$d/skrytka.toml" <<EOF
 # Written by bench/compare.sh.
@@ -273,25 +293,27 @@ tls_listen = ""
 allow_plaintext = "loopback"
 
 [limits]
-max_connections = $((IDLE_N * 2 + 1000))
+max_connections = $((IDLE_MAX * 2 + 1000))
 EOF
 	[ "$LOADED" = 1 ] && return 0
+	[ "$inst" = skrytka ] || return 0 # the bulk loader creates its accounts and resumes
 	rm -rf "$d/data"
 	for u in "${USERS[@]}"; do
 		printf '%s\n' "$PASSWORD" | "$WORK/bin/skrytka" user add "$u" -password-stdin -config "$d/skrytka.toml" >/dev/null
 	done
 }
 
-start_skrytka() { # sets PID, T0, TARGET
+start_skrytka() { # [instance]; sets PID, T0, TARGET
+	local d=$WORK/${1:-skrytka}
 	ports_free $S_IMAP $S_POP3 $S_SMTP $S_LMTP
 	T0=$(date +%s%N)
-	"$WORK/bin/skrytka" serve -config "$WORK/skrytka/skrytka.toml" >>"$WORK/skrytka/serve.log" 2>&1 &
+	"$WORK/bin/skrytka" serve -config "$d/skrytka.toml" >>"$d/serve.log" 2>&1 &
 	PID=$!
 	local p any=0
 	for p in $S_IMAP $S_LMTP; do
 		if wait_port 127.0.0.1 "$p" 20; then any=1; break; fi
 	done
-	[ $any = 1 ] || { tail -20 "$WORK/skrytka/serve.log" >&2; exit 1; }
+	[ $any = 1 ] || { tail -20 "$d/serve.log" >&2; exit 1; }
 	sleep 0.2
 	TARGET=(-name skrytka -pids "$PID")
 	for pair in imap:$S_IMAP pop3:$S_POP3 smtp:$S_SMTP lmtp:$S_LMTP; do
@@ -323,6 +345,55 @@ for s in $SERVERS; do
 	echo "$sizes" >"$WORK/$s.loaded"
 done
 
+# The bulk stores for workload 7 (start-up with BULK_N messages): written
+# once per WORK directory by skrytka-bulkload (Skrytka: the embedded store's
+# Go API; Dovecot: Maildir files), then every INBOX is SELECTed once, so
+# that Dovecot builds its indexes (it does so lazily, on first access)
+# before any round measures it.
+bulk_sizes="seed=$SEED bulk=$BULK_N accounts=$BULK_ACCOUNTS max_bytes=$BULK_MAX_BYTES"
+bulk_args=(-n "$BULK_N" -accounts "$BULK_ACCOUNTS" -max-bytes "$BULK_MAX_BYTES" -seed "$SEED" -domain "$DOMAIN")
+warm_args=(-warm-prefix bulk -warm-accounts "$BULK_ACCOUNTS" -startup-want "${BULK_PER:-0}")
+if [ "$BULK_N" -gt 0 ]; then
+	for s in $SERVERS; do
+		if [ -f "$WORK/$s-1m.loaded" ] && [ "$(cat "$WORK/$s-1m.loaded")" = "$bulk_sizes" ]; then
+			LOADED=1 "setup_$s" "$s-1m"
+			log "$s: bulk store already loaded in $WORK/$s-1m ($bulk_sizes)"
+			continue
+		fi
+		rm -f "$WORK/$s-1m.loaded"
+		LOADED=0 "setup_$s" "$s-1m"
+		log "$s: bulk store: $BULK_N messages (1 KB - $BULK_MAX_BYTES bytes) over $BULK_ACCOUNTS INBOXes"
+		t0=$(date +%s)
+		case $s in
+		skrytka)
+			"$WORK/bin/skrytka-bulkload" -store skrytka -dir "$WORK/skrytka-1m/data" -password "$PASSWORD" "${bulk_args[@]}"
+			;;
+		dovecot)
+			"$WORK/bin/skrytka-bulkload" -store maildir -dir "$WORK/dovecot-1m/mail" \
+				-uid "$(id -u skbench)" -gid "$(id -g skbench)" "${bulk_args[@]}"
+			;;
+		esac
+		"start_$s" "$s-1m"
+		"$BENCH" warm "${common[@]}" "${TARGET[@]}" "${warm_args[@]}" || { stop_pid "$PID"; exit 1; }
+		stop_pid "$PID"
+		log "$s: bulk store written and warmed in $(($(date +%s) - t0)) s; $(du -sh "$WORK/$s-1m" | cut -f1) on disk"
+		echo "$bulk_sizes" >"$WORK/$s-1m.loaded"
+	done
+fi
+
+# Schema migrations (a new index, say) run when a store is first opened by
+# a newer build and can take minutes on a big store: run them now, so that
+# no round's start-up pays for them.
+case " $SERVERS " in *" skrytka "*)
+	for inst in skrytka skrytka-1m; do
+		[ -f "$WORK/$inst/skrytka.toml" ] && [ -d "$WORK/$inst/data" ] || continue
+		t0=$(date +%s)
+		"$WORK/bin/skrytka" migrate -config "$WORK/$inst/skrytka.toml" >/dev/null
+		log "skrytka migrate of $WORK/$inst: $(($(date +%s) - t0)) s"
+	done
+	;;
+esac
+
 total_msgs=$((BIG_N + PER_USER * (CLIENTS > POP3_CLIENTS ? CLIENTS : POP3_CLIENTS)))
 for ((r = 1; r <= ROUNDS; r++)); do
 	for s in $SERVERS; do
@@ -333,12 +404,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		"$BENCH" run "${common[@]}" "${TARGET[@]}" -w "$WORKLOADS" -round "$r" -out "$RESULTS" ||
 			{ stop_pid "$PID"; exit 1; }
 		stop_pid "$PID"
+		[ "$BULK_N" -gt 0 ] || continue
+		log "round $r: $s with the bulk store"
+		"start_$s" "$s-1m"
+		"$BENCH" startup "${common[@]}" "${TARGET[@]}" -t0-ns "$T0" -startup-user "bulk1@$DOMAIN" \
+			-startup-want "$BULK_PER" -startup-workload 7-startup-bulk \
+			-startup-params "$BULK_N msgs (1-$((BULK_MAX_BYTES / 1024)) KB) in $BULK_ACCOUNTS INBOXes of $BULK_PER" \
+			-round "$r" -out "$RESULTS" || { stop_pid "$PID"; exit 1; }
+		stop_pid "$PID"
 	done
 done
 
 {
 	echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(dovecot --version | cut -d' ' -f1) Dovecot, $ROUNDS rounds, medians."
-	echo "Sizes: PER_USER=$PER_USER MAX_BYTES=$MAX_BYTES BIG_N=$BIG_N IDLE_N=$IDLE_N CLIENTS=$CLIENTS MIX_DUR=$MIX_DUR DELIVER_DUR=$DELIVER_DUR SESSIONS=$SESSIONS POP3_CLIENTS=$POP3_CLIENTS"
+	echo "Sizes: PER_USER=$PER_USER MAX_BYTES=$MAX_BYTES BIG_N=$BIG_N IDLE_N=$IDLE_N CLIENTS=$CLIENTS MIX_DUR=$MIX_DUR DELIVER_DUR=$DELIVER_DUR SESSIONS=$SESSIONS POP3_CLIENTS=$POP3_CLIENTS IDLE_PARALLEL=$IDLE_PARALLEL APPEND_CLIENTS=$APPEND_CLIENTS APPEND_DUR=$APPEND_DUR BULK_N=$BULK_N BULK_ACCOUNTS=$BULK_ACCOUNTS BULK_MAX_BYTES=$BULK_MAX_BYTES"
 	echo
 	"$BENCH" table -a skrytka -b dovecot "$RESULTS"
 } | tee "$WORK/table.md"

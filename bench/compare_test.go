@@ -35,13 +35,14 @@ func TestCompareDovecot(t *testing.T) {
 	}
 	cmd := exec.Command("bash", "compare.sh", "-quick")
 	cmd.Env = append(os.Environ(), "SERVERS=dovecot", "WORK="+work, "ROUNDS=1",
-		"PER_USER=5", "BIG_N=200", "IDLE_N=20", "CLIENTS=5", "POP3_CLIENTS=3", "SESSIONS=3",
-		"MIX_DUR=1s", "DELIVER_DUR=1s", "MAX_BYTES=200000")
+		"PER_USER=5", "BIG_N=200", "CLIENTS=5", "POP3_CLIENTS=3", "SESSIONS=3",
+		"MIX_DUR=1s", "DELIVER_DUR=1s", "MAX_BYTES=200000",
+		"IDLE_N=10,20", "APPEND_CLIENTS=3", "APPEND_DUR=1s", "BULK_N=300", "BULK_ACCOUNTS=3")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("compare.sh: %v\n%s", err, out)
 	}
-	for _, w := range []string{"1-lmtp", "3-imap-mix", "4-pop3", "5-big-mailbox", "6-idle", "7-startup", "SEARCH BODY rare ms"} {
+	for _, w := range []string{"1-lmtp", "3-imap-mix", "4-pop3", "5-big-mailbox", "6-idle-10", "6-idle-20", "7-startup", "7-startup-bulk", "8-append", "SEARCH BODY rare ms", "SEARCH BODY common ms"} {
 		if !strings.Contains(string(out), "| "+w) && !strings.Contains(string(out), w) {
 			t.Errorf("table lacks %s:\n%s", w, out)
 		}

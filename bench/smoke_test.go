@@ -200,7 +200,7 @@ func TestSmoke(t *testing.T) {
 		if _, err := load.Warm(ctx, tg, []string{plan.Address(0), plan.Address(2)}, plan.PerAccount); err != nil {
 			t.Fatal(err)
 		}
-		res, err := load.Startup(ctx, tg, load.StartupParams{T0: t0, User: plan.Address(1), Want: plan.PerAccount, Workload: "7-startup-1m"})
+		res, err := load.Startup(ctx, tg, load.StartupParams{T0: t0, User: plan.Address(1), Want: plan.PerAccount, Workload: "7-startup-bulk"})
 		check(t)(res, err)
 		// The newest message of an INBOX reads back as generated.
 		raw, err := tg.FetchLast(plan.Address(2))
