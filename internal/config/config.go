@@ -171,6 +171,13 @@ type Auth struct {
 	// failure_window: failures are forgotten after this long without a new
 	// one. Default "15m".
 	FailureWindow Duration `toml:"failure_window"`
+	// cache_ttl: how long a password verified with argon2id is remembered
+	// (as a keyed digest, in memory only) so the same account logging in
+	// again with it skips argon2id. Default "1h"; "0" turns the cache off.
+	CacheTTL Duration `toml:"cache_ttl"`
+	// cache_size: accounts remembered at most (about 350 bytes each).
+	// Default 10000.
+	CacheSize int `toml:"cache_size"`
 }
 
 // Storage is the [storage] section.
@@ -237,6 +244,8 @@ func Defaults() Config {
 			FailureDelay:    Duration(1e9),
 			MaxFailureDelay: Duration(60e9),
 			FailureWindow:   Duration(15 * 60e9),
+			CacheTTL:        Duration(auth.DefaultCacheTTL),
+			CacheSize:       auth.DefaultCacheSize,
 		},
 		Queue:   Queue{MaxAge: Duration(5 * 24 * 3600e9)},
 		DKIM:    DKIM{Selector: "skrytka"},
@@ -433,6 +442,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.FailureWindow < c.Auth.MaxFailureDelay {
 		return bad("auth.failure_window", "must be at least auth.max_failure_delay (%v)", c.Auth.MaxFailureDelay)
+	}
+	if c.Auth.CacheSize <= 0 {
+		return bad("auth.cache_size", "must be positive (auth.cache_ttl = \"0\" turns the cache off)")
 	}
 	if c.Queue.MaxAge <= 0 {
 		return bad("queue.max_age", "must be positive")

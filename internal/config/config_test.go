@@ -56,6 +56,8 @@ catchall = { "example.net" = "Postmaster@example.org" }
 
 [auth]
 failure_window = "1d"
+cache_ttl = "0"
+cache_size = 500
 
 [limits]
 trusted_networks = ["10.0.0.0/8", "192.0.2.7"]
@@ -91,7 +93,7 @@ format = "json"
 	if got := c.SMTP.Aliases["info@example.org"]; len(got) != 2 {
 		t.Errorf("aliases = %q", got)
 	}
-	if c.Auth.FailureWindow.D() != 24*time.Hour || c.Auth.FailureDelay.D() != time.Second {
+	if c.Auth.FailureWindow.D() != 24*time.Hour || c.Auth.FailureDelay.D() != time.Second || c.Auth.CacheTTL != 0 || c.Auth.CacheSize != 500 {
 		t.Errorf("auth: %+v", c.Auth)
 	}
 	if ps := c.TrustedPrefixes(); len(ps) != 2 || ps[1].String() != "192.0.2.7/32" {
@@ -116,6 +118,8 @@ func TestErrors(t *testing.T) {
 		{"bad port", "[pop3]\nlisten = \"127.0.0.1:99999\"\n", "pop3.listen", 0, "bad port"},
 		{"bad size", "[smtp]\nmax_message_size = \"50XB\"\n", "smtp.max_message_size", 2, "unknown unit"},
 		{"bad duration", "[auth]\nfailure_delay = \"soon\"\n", "auth.failure_delay", 2, "bad duration"},
+		{"bad cache_size", "[auth]\ncache_size = 0\n", "auth.cache_size", 0, "positive"},
+		{"negative cache_ttl", "[auth]\ncache_ttl = \"-1h\"\n", "auth.cache_ttl", 2, "negative"},
 		{"bad policy", "[auth]\nallow_plaintext = \"sometimes\"\n", "auth.allow_plaintext", 0, "never"},
 		{"bad backend", "[storage]\nbackend = \"mysql\"\n", "storage.backend", 0, "sqlite"},
 		{"postgres needs dsn", "[storage]\nbackend = \"postgres\"\n", "storage.dsn", 0, "must be set"},
