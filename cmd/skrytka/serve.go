@@ -153,8 +153,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			MaxDelay: cfg.Auth.MaxFailureDelay.D(),
 			Window:   cfg.Auth.FailureWindow.D(),
 		},
-		Trusted: cfg.TrustedPrefixes(),
-		Logger:  log,
+		Trusted:   cfg.TrustedPrefixes(),
+		Logger:    log,
+		CacheTTL:  cfg.Auth.CacheTTL.D(),
+		CacheSize: cfg.Auth.CacheSize,
 	}
 	limiter := &listen.Limiter{
 		MaxTotal: cfg.Limits.MaxConnections,
