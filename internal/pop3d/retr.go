@@ -69,7 +69,10 @@ func (c *conn) sendMessage(n int, m *message, bodyLines int) error {
 	return nil
 }
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// chunkPool holds the buffers messages are read into: 128 KiB, so a
+// body stored inline (at most 64 KiB in the embedded store) is one read
+// and a body file takes few read and write system calls.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 // writeDotStuffed copies a stored message (CRLF line endings) to w as a
 // POP3 multi-line response body (RFC 1939 §3): a "." is added before every
@@ -136,33 +139,35 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader, bodyLines int) error {
 	return err
 }
 
-// dotAfterLF is what needs stuffing inside a chunk: a line that starts
-// with a dot.
-var dotAfterLF = []byte("\n.")
-
-// writeAllDotStuffed is writeDotStuffed for a whole message (RETR): it
-// looks only for "\n." rather than at every line, so a large message goes
-// out in a few large writes.
+// writeAllDotStuffed is writeDotStuffed for a whole message (RETR). It
+// looks for dots rather than for line ends: a dot is far rarer than a line
+// end in mail (base64 has none), so one IndexByte call covers many lines,
+// and a chunk without a dot at the start of a line goes to w in one piece.
+// Each dot found is stuffed if it starts a line: it follows an LF in the
+// chunk, or it is the chunk's first octet and the previous chunk ended
+// with an LF.
 func writeAllDotStuffed(w *bufio.Writer, r io.Reader, buf []byte) error {
 	bol := true // the next octet starts a line
 	for {
 		n, rerr := r.Read(buf)
-		chunk := buf[:n]
 		if n > 0 {
-			if bol && chunk[0] == '.' {
-				w.WriteByte('.')
-			}
-			bol = chunk[n-1] == '\n'
-			for {
-				i := bytes.Index(chunk, dotAfterLF)
-				if i < 0 {
-					w.Write(chunk)
+			chunk := buf[:n]
+			from := 0 // chunk[from:] is not written yet
+			for i := 0; i < n; {
+				j := bytes.IndexByte(chunk[i:], '.')
+				if j < 0 {
 					break
 				}
-				w.Write(chunk[:i+1])
-				w.WriteByte('.')
-				chunk = chunk[i+1:]
+				i += j
+				if i > 0 && chunk[i-1] == '\n' || i == 0 && bol {
+					w.Write(chunk[from:i])
+					w.WriteByte('.')
+					from = i // the original dot goes out with what follows
+				}
+				i++
 			}
+			w.Write(chunk[from:])
+			bol = chunk[n-1] == '\n'
 		}
 		if rerr == io.EOF {
 			break
