@@ -50,6 +50,24 @@ type boxSnap struct {
 	modseq   store.ModSeq
 	recs     []msgRec // ascending UID; never modified once published
 	kwTab    []string // distinct keyword strings as stored; [0] is ""
+	// runs are the UIDs of recs as ranges of consecutive UIDs, clipped
+	// (len == cap) so that a caller appending to them copies: SELECT
+	// hands them to the session as they are.
+	runs store.UIDSet
+}
+
+// runsOf returns the UIDs of recs as ranges of consecutive UIDs.
+func runsOf(recs []msgRec) store.UIDSet {
+	var out store.UIDSet
+	for i := range recs {
+		u := recs[i].uid
+		if k := len(out); k > 0 && out[k-1].Stop+1 == u {
+			out[k-1].Stop = u
+			continue
+		}
+		out = append(out, store.UIDRange{Start: u, Stop: u})
+	}
+	return out[:len(out):len(out)]
 }
 
 // kwInterner gives each distinct keyword string (space-separated, as
@@ -170,6 +188,13 @@ func recOf(m *store.Message, kw uint32, date int64, tz int) msgRec {
 	return msgRec{id: m.ID, uid: m.UID, modseq: m.ModSeq, sys: m.Flags.Sys, kw: kw, date: date, tz: int32(tz), size: m.Size}
 }
 
+// mailboxByIDQuery and mailboxByNameQuery read one mailbox row of an
+// account.
+const (
+	mailboxByIDQuery   = `SELECT ` + mailboxCols + ` FROM mailboxes WHERE account_id = ? AND id = ?`
+	mailboxByNameQuery = `SELECT ` + mailboxCols + ` FROM mailboxes WHERE account_id = ? AND name = ?`
+)
+
 // snapshot returns the mailbox (checked to belong to acct and be
 // selectable) and its messages, from one read transaction.
 func (s *Store) snapshot(ctx context.Context, acct store.AccountID, mbox store.MailboxID) (store.Mailbox, *boxSnap, error) {
@@ -177,39 +202,57 @@ func (s *Store) snapshot(ctx context.Context, acct store.AccountID, mbox store.M
 	var snap *boxSnap
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		m, err = scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND id = ?`, acct, mbox))
-		if err != nil {
-			return err
-		}
-		if m.NoSelect {
-			return store.ErrNoSelect
-		}
-		old := s.cache.get(mbox)
-		if old != nil && old.validity == m.UIDValidity && old.modseq == m.HighestModSeq && len(old.recs) == int(m.Messages) {
-			snap = old
-			return nil
-		}
-		if old != nil && old.validity == m.UIDValidity && old.modseq < m.HighestModSeq {
-			snap, err = s.updateSnap(ctx, tx, mbox, old, m.HighestModSeq)
-			if err != nil {
-				return err
-			}
-		}
-		if snap == nil || len(snap.recs) != int(m.Messages) {
-			snap, err = s.loadSnap(ctx, tx, mbox, m)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		m, snap, err = s.snapshotTx(ctx, tx, mailboxByIDQuery, acct, mbox)
+		return err
 	})
 	if err != nil {
 		return store.Mailbox{}, nil, err
 	}
-	if len(snap.recs) == int(m.Messages) {
-		s.cache.put(mbox, snap)
+	s.publish(m, snap)
+	return m, snap, nil
+}
+
+// snapshotTx reads the mailbox row that q (mailboxByIDQuery or
+// mailboxByNameQuery) selects with acct and key, and the messages as of
+// that row, inside tx.
+func (s *Store) snapshotTx(ctx context.Context, tx *sql.Tx, q string, acct store.AccountID, key any) (store.Mailbox, *boxSnap, error) {
+	st, err := s.rstmt(ctx, q)
+	if err != nil {
+		return store.Mailbox{}, nil, err
+	}
+	m, err := scanMailbox(tx.StmtContext(ctx, st).QueryRowContext(ctx, acct, key))
+	if err != nil {
+		return store.Mailbox{}, nil, err
+	}
+	if m.NoSelect {
+		return store.Mailbox{}, nil, store.ErrNoSelect
+	}
+	mbox := m.ID
+	old := s.cache.get(mbox)
+	if old != nil && old.validity == m.UIDValidity && old.modseq == m.HighestModSeq && len(old.recs) == int(m.Messages) {
+		return m, old, nil
+	}
+	var snap *boxSnap
+	if old != nil && old.validity == m.UIDValidity && old.modseq < m.HighestModSeq {
+		snap, err = s.updateSnap(ctx, tx, mbox, old, m.HighestModSeq)
+		if err != nil {
+			return store.Mailbox{}, nil, err
+		}
+	}
+	if snap == nil || len(snap.recs) != int(m.Messages) {
+		snap, err = s.loadSnap(ctx, tx, mbox, m)
+		if err != nil {
+			return store.Mailbox{}, nil, err
+		}
 	}
 	return m, snap, nil
+}
+
+// publish caches snap, read with m, if it is whole.
+func (s *Store) publish(m store.Mailbox, snap *boxSnap) {
+	if len(snap.recs) == int(m.Messages) {
+		s.cache.put(m.ID, snap)
+	}
 }
 
 // loadSnap reads every message of m.
@@ -225,12 +268,17 @@ func (s *Store) loadSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID, 
 		return nil, err
 	}
 	snap.kwTab = in.tab
+	snap.runs = runsOf(snap.recs)
 	return snap, nil
 }
 
 // updateSnap applies the changes after old.modseq up to modseq.
 func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID, old *boxSnap, modseq store.ModSeq) (*boxSnap, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, old.modseq)
+	st, err := s.rstmt(ctx, changedQuery)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, mbox, old.modseq)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +303,10 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, old.modseq)
+	if st, err = s.rstmt(ctx, vanishedQuery); err != nil {
+		return nil, err
+	}
+	rows, err = tx.StmtContext(ctx, st).QueryContext(ctx, mbox, old.modseq)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +327,7 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 		// Flag changes and appends only (the common case): copy and
 		// patch; new UIDs are above every cached one.
 		out := append(make([]msgRec, 0, len(old.recs)+len(changed)), old.recs...)
-		ok := true
+		ok, grew := true, false
 		for _, c := range changed {
 			i := sort.Search(len(out), func(i int) bool { return out[i].uid >= c.uid })
 			switch {
@@ -284,12 +335,17 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 				out[i] = c
 			case i == len(out):
 				out = append(out, c)
+				grew = true
 			default:
 				ok = false
 			}
 		}
 		if ok {
-			return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab}, nil
+			runs := old.runs
+			if grew {
+				runs = runsOf(out)
+			}
+			return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab, runs: runs}, nil
 		}
 	}
 	// Merge three UID-ordered lists: old records, changed or new
@@ -318,5 +374,5 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 		}
 		out = append(out, r)
 	}
-	return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab}, nil
+	return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab, runs: runsOf(out)}, nil
 }

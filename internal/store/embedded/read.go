@@ -45,6 +45,54 @@ func (s *Store) SelectState(ctx context.Context, acct store.AccountID, mbox stor
 	return m, uids, nil
 }
 
+// SelectMailbox is what IMAP SELECT needs, in one read transaction and
+// without work per message: the mailbox named name (not NoSelect), its
+// UIDs as ascending ranges of consecutive UIDs, and its keywords as
+// Keywords returns them. The ranges are shared with the message cache
+// and with every other caller: they must not be modified (appending to
+// them copies, as their capacity equals their length).
+func (s *Store) SelectMailbox(ctx context.Context, acct store.AccountID, name string) (store.Mailbox, store.UIDSet, []string, error) {
+	n, err := store.CanonicalMailboxName(name)
+	if err != nil {
+		return store.Mailbox{}, nil, nil, store.ErrNotFound
+	}
+	var m store.Mailbox
+	var snap *boxSnap
+	keywords := []string{}
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		m, snap, err = s.snapshotTx(ctx, tx, mailboxByNameQuery, acct, n)
+		if err != nil {
+			return err
+		}
+		st, err := s.rstmt(ctx, keywordsQuery)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			keywords = append(keywords, k)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.Mailbox{}, nil, nil, err
+	}
+	s.publish(m, snap)
+	return m, snap.runs, keywords, nil
+}
+
+// keywordsQuery lists a mailbox's keywords in the order of Keywords.
+const keywordsQuery = `SELECT name FROM keywords WHERE mailbox_id = ? ORDER BY lname`
+
 // dedupUIDs removes repeats from a sorted slice, in place.
 func dedupUIDs(u []store.UID) []store.UID {
 	out := u[:0]
@@ -162,16 +210,37 @@ func (s *Store) Messages(ctx context.Context, acct store.AccountID, mbox store.M
 	return nil
 }
 
+// changedQuery and vanishedQuery read what changed in a mailbox after a
+// modseq (Changes, and the cache's catching up).
+const (
+	changedQuery  = `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`
+	vanishedQuery = `SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`
+)
+
 // Changes implements store.Store.
 func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.MailboxID, since store.ModSeq) (store.Delta, error) {
 	var d store.Delta
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		d.Mailbox, err = scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND id = ?`, acct, mbox))
+		stmt := func(q string) (*sql.Stmt, error) {
+			st, err := s.rstmt(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			return tx.StmtContext(ctx, st), nil
+		}
+		st, err := stmt(mailboxByIDQuery)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, uid, modseq, flags, keywords, internal_date, internal_tz, size FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, since)
+		d.Mailbox, err = scanMailbox(st.QueryRowContext(ctx, acct, mbox))
+		if err != nil {
+			return err
+		}
+		if st, err = stmt(changedQuery); err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, mbox, since)
 		if err != nil {
 			return err
 		}
@@ -193,7 +262,10 @@ func (s *Store) Changes(ctx context.Context, acct store.AccountID, mbox store.Ma
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mbox, since)
+		if st, err = stmt(vanishedQuery); err != nil {
+			return err
+		}
+		rows, err = st.QueryContext(ctx, mbox, since)
 		if err != nil {
 			return err
 		}
