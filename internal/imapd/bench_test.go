@@ -1,6 +1,8 @@
 package imapd
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skrytka/skrytka/bench/corpus"
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -104,4 +107,97 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBigMailbox measures, over a socket to an in-process server on
+// the real embedded store, the three big-mailbox queries of the benchmark
+// issue on a mailbox of IMAPD_BENCH_MESSAGES corpus messages (compact
+// profile; default 10,000): a warm SELECT, UID FETCH 1:* (FLAGS) and
+// FETCH 1:* (ENVELOPE). The client reads with little overhead (no
+// per-line allocation) and checks the reply counts.
+func BenchmarkBigMailbox(b *testing.B) {
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("IMAPD_BENCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
+	ts := newTestServer(b)
+	fillCorpus(b, ts, n)
+	rc := ts.login(b)
+	rc.drain("s0 SELECT INBOX")
+	run := func(name, cmd string, want int) {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if got := rc.drain(cmd); got < want {
+					b.Fatalf("%s: %d untagged lines, want %d", cmd, got, want)
+				}
+			}
+		})
+	}
+	run("SELECT", "s SELECT INBOX", 5)
+	run("UIDFetchFlags", "f UID FETCH 1:* (FLAGS)", n)
+	run("FetchEnvelope", "e FETCH 1:* (ENVELOPE)", n)
+}
+
+// fillCorpus appends n messages of the bench corpus (compact profile) to
+// the INBOX through the store.
+func fillCorpus(b testing.TB, ts *testServer, n int) {
+	b.Helper()
+	ctx := context.Background()
+	inbox, err := ts.st.Mailbox(ctx, ts.acct.ID, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gen := &corpus.Generator{Seed: 1, Profile: corpus.Compact}
+	var msgs []store.AppendMessage
+	for i := 0; i < n; i++ {
+		staged, err := ts.st.Stage(ctx, bytes.NewReader(gen.Message(i)), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, store.AppendMessage{Body: staged})
+		if len(msgs) == 1000 || i == n-1 {
+			if _, err := ts.st.Append(ctx, ts.acct.ID, inbox.ID, msgs); err != nil {
+				b.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+}
+
+// drain runs a command, reads its reply without keeping it, and returns
+// the number of untagged lines (a line with a literal counts once).
+func (rc *rawClient) drain(line string) int {
+	rc.t.Helper()
+	tag, _, _ := strings.Cut(line, " ")
+	rc.send(line + "\r\n")
+	rc.nc.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	n := 0
+	cont := false // the line continues a response after a literal
+	for {
+		l, err := rc.br.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			_, err = rc.br.ReadSlice('\n')
+		}
+		if err != nil {
+			rc.t.Fatalf("read: %v", err)
+		}
+		if !cont {
+			if len(l) > len(tag) && string(l[:len(tag)]) == tag && l[len(tag)] == ' ' {
+				if !bytes.HasPrefix(l[len(tag)+1:], []byte("OK")) {
+					rc.t.Fatalf("%s: %q", line, l)
+				}
+				return n
+			}
+			if l[0] == '*' {
+				n++
+			}
+		}
+		k, ok := literalSuffix(strings.TrimRight(string(l[max(0, len(l)-24):]), "\r\n"))
+		cont = ok
+		if ok {
+			if _, err := rc.br.Discard(k); err != nil {
+				rc.t.Fatalf("read literal: %v", err)
+			}
+		}
+	}
 }

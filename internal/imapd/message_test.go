@@ -305,7 +305,8 @@ func TestStoreCopyMoveExpunge(t *testing.T) {
 	rc := ts.login(t)
 	rc.ok("a SELECT INBOX")
 	u := rc.ok(`b STORE 1:2 +FLAGS (\Flagged $Label1)`)
-	if !hasLine(u, `* 1 FETCH (UID 1 FLAGS (\Flagged \Recent $Label1))`) || len(u) != 2 {
+	// RFC 9051 §7.3.5: the new keyword is announced first.
+	if !hasLine(u, `* 1 FETCH (UID 1 FLAGS (\Flagged \Recent $Label1))`) || len(u) != 4 || u[0] != `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1)` {
 		t.Fatalf("%q", u)
 	}
 	u = rc.ok(`c STORE 1 -FLAGS.SILENT (\Flagged)`)

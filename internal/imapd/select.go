@@ -1,12 +1,78 @@
 package imapd
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
+
+// mailboxSelecter is implemented by a store that can answer SELECT in one
+// call without work per message (the embedded store's SelectMailbox):
+// the mailbox, its UIDs as ranges shared read-only with the caller, and
+// its keywords. Other stores are asked Mailbox, SelectState and Keywords.
+type mailboxSelecter interface {
+	SelectMailbox(ctx context.Context, acct store.AccountID, name string) (store.Mailbox, store.UIDSet, []string, error)
+}
+
+// selectState reads what SELECT needs of the mailbox name.
+func (c *conn) selectState(name string) (store.Mailbox, *tracker, []string, error) {
+	st := c.srv.opts.Store
+	if ms, ok := st.(mailboxSelecter); ok {
+		mb, runs, keywords, err := ms.SelectMailbox(c.ctx, c.acct.ID, name)
+		if err != nil {
+			return store.Mailbox{}, nil, nil, err
+		}
+		return mb, newSharedTracker(runs), keywords, nil
+	}
+	mb, err := st.Mailbox(c.ctx, c.acct.ID, name)
+	if err != nil {
+		return store.Mailbox{}, nil, nil, err
+	}
+	if mb.NoSelect {
+		return store.Mailbox{}, nil, nil, store.ErrNoSelect
+	}
+	mb, uids, err := st.SelectState(c.ctx, c.acct.ID, mb.ID)
+	if err != nil {
+		return store.Mailbox{}, nil, nil, err
+	}
+	// RFC 9051 §7.3.5: FLAGS lists the flags defined in the mailbox, which
+	// includes the keywords in use, so clients learn its tags.
+	keywords, err := st.Keywords(c.ctx, c.acct.ID, mb.ID)
+	if err != nil {
+		return store.Mailbox{}, nil, nil, err
+	}
+	return mb, newTracker(uids), keywords, nil
+}
+
+// sendFlags sends FLAGS and PERMANENTFLAGS with the keywords the session
+// knows of (RFC 9051 §7.3.5, §7.1).
+func (c *conn) sendFlags(s *selected) {
+	c.out = append(c.out[:0], `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft`...)
+	for _, k := range s.keywords {
+		c.out = append(append(c.out, ' '), k...)
+	}
+	c.out = append(c.out, ')')
+	c.send(c.out)
+	if s.readOnly {
+		c.sendString("* OK [PERMANENTFLAGS ()] read-only mailbox")
+		return
+	}
+	c.out = append(c.out[:0], `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft`...)
+	for _, k := range s.keywords {
+		c.out = append(append(c.out, ' '), k...)
+	}
+	c.out = append(c.out, ` \*)] flags permitted`...)
+	c.send(c.out)
+}
+
+// sendNum sends one line made of a, n and b.
+func (c *conn) sendNum(a string, n uint64, b string) {
+	c.out = append(append(appendNum(append(c.out[:0], a...), n), b...), "\r\n"...)
+	c.bw.Write(c.out)
+}
 
 // selected is the state of the selected mailbox.
 type selected struct {
@@ -28,6 +94,11 @@ type selected struct {
 	recent store.UIDSet
 	// searchRes is the saved SEARCH result ($, RFC 5182).
 	searchRes store.UIDSet
+	// keywords are the keywords this session announced in FLAGS and
+	// PERMANENTFLAGS; one it has not announced yet is announced before
+	// the first response that shows it (RFC 9051 §7.3.5).
+	keywords    []string
+	newKeywords bool // keywords grew: send FLAGS and PERMANENTFLAGS
 }
 
 // cmdSelect handles SELECT and EXAMINE: RFC 9051 §6.3.2, §6.3.3; CONDSTORE
@@ -72,27 +143,22 @@ func cmdSelect(c *conn, cmd *command) error {
 		c.condstore = true
 	}
 	st := c.srv.opts.Store
-	mb, err := st.Mailbox(c.ctx, c.acct.ID, name)
-	if err != nil {
-		return err
-	}
-	if mb.NoSelect {
-		return no("CANNOT", "mailbox cannot hold messages")
-	}
-	mb, uids, err := st.SelectState(c.ctx, c.acct.ID, mb.ID)
+	mb, t, keywords, err := c.selectState(name)
 	if err != nil {
 		return err
 	}
 	s := &selected{
 		mbox:     mb,
 		readOnly: readOnly,
-		t:        newTracker(uids),
+		t:        t,
 		modseq:   mb.HighestModSeq,
+		keywords: keywords,
 	}
-	if !c.rev2 && len(uids) > 0 {
+	if !c.rev2 && t.count() > 0 {
+		last := t.max()
 		first := mb.RecentUID
 		// Claiming is a write: skip it when nothing is left to claim.
-		if !readOnly && (first == 0 || first <= uids[len(uids)-1]) {
+		if !readOnly && (first == 0 || first <= last) {
 			if first, err = st.ClaimRecent(c.ctx, c.acct.ID, mb.ID); err != nil {
 				// \Recent is advisory; a failed claim (a write: the disk
 				// may be full) must not stop a user from opening mail.
@@ -100,45 +166,24 @@ func cmdSelect(c *conn, cmd *command) error {
 				first = 0
 			}
 		}
-		if first != 0 && first <= uids[len(uids)-1] {
-			s.recent = store.UIDSet{{Start: first, Stop: uids[len(uids)-1]}}
+		if first != 0 && first <= last {
+			s.recent = store.UIDSet{{Start: first, Stop: last}}
 		}
 	}
-	// RFC 9051 §7.3.5: FLAGS lists the flags defined in the mailbox, which
-	// includes the keywords in use, so clients learn its tags.
-	keywords, err := st.Keywords(c.ctx, c.acct.ID, mb.ID)
-	if err != nil {
-		return err
-	}
-	c.out = append(c.out[:0], `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft`...)
-	for _, k := range keywords {
-		c.out = append(append(c.out, ' '), k...)
-	}
-	c.out = append(c.out, ')')
-	c.send(c.out)
-	if readOnly {
-		c.sendString("* OK [PERMANENTFLAGS ()] read-only mailbox")
-	} else {
-		c.out = append(c.out[:0], `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft`...)
-		for _, k := range keywords {
-			c.out = append(append(c.out, ' '), k...)
-		}
-		c.out = append(c.out, ` \*)] flags permitted`...)
-		c.send(c.out)
-	}
-	c.sendf("* %d EXISTS", s.t.count())
+	c.sendFlags(s)
+	c.sendNum("* ", uint64(s.t.count()), " EXISTS")
 	s.sentExists = s.t.count()
 	if !c.rev2 {
-		c.sendf("* %d RECENT", s.recentCount())
+		c.sendNum("* ", uint64(s.recentCount()), " RECENT")
 		if mb.Unseen > 0 {
 			if seq := c.firstUnseen(s); seq > 0 {
-				c.sendf("* OK [UNSEEN %d] first unseen", seq)
+				c.sendNum("* OK [UNSEEN ", uint64(seq), "] first unseen")
 			}
 		}
 	}
-	c.sendf("* OK [UIDVALIDITY %d] UIDs valid", mb.UIDValidity)
-	c.sendf("* OK [UIDNEXT %d] predicted next UID", mb.UIDNext)
-	c.sendf("* OK [HIGHESTMODSEQ %d] highest modseq", mb.HighestModSeq)
+	c.sendNum("* OK [UIDVALIDITY ", uint64(mb.UIDValidity), "] UIDs valid")
+	c.sendNum("* OK [UIDNEXT ", uint64(mb.UIDNext), "] predicted next UID")
+	c.sendNum("* OK [HIGHESTMODSEQ ", uint64(mb.HighestModSeq), "] highest modseq")
 	if c.rev2 {
 		// RFC 9051 §6.3.2: a LIST response with the mailbox's name.
 		b := append(c.out[:0], "* LIST ("...)

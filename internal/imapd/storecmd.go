@@ -106,6 +106,13 @@ func cmdStore(c *conn, cmd *command) error {
 				return err
 			}
 			modified = res.Modified
+			if len(flags.Keywords) > 0 && op != store.FlagsRemove && len(res.Updated) > 0 && !s.knowsKeywords(flags.Keywords) {
+				// RFC 9051 §7.3.5: announce the new keyword before the
+				// FETCH responses that show it.
+				c.learnKeywords(s, flags.Keywords)
+				c.sendFlags(s)
+				s.newKeywords = false
+			}
 			if s.reported == nil {
 				s.reported = make(map[store.UID]store.ModSeq, len(res.Updated))
 			}

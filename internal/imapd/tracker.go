@@ -9,18 +9,18 @@ import (
 // tracker maps the session's message sequence numbers to UIDs for the
 // selected mailbox. It stores runs of consecutive UIDs, so a mailbox of
 // 100,000 messages with few gaps costs a few bytes, and the worst case
-// (every other UID expunged) 12 bytes per message.
+// (every other UID expunged) 8 bytes per message plus 4 for the index.
+//
+// SELECT may hand it runs shared with the store's cache and with other
+// sessions (shared): they are copied before the first change
+// (copy-on-write), so selecting a big mailbox costs no work per message.
 type tracker struct {
-	runs []uidRun
+	runs   store.UIDSet // ascending, disjoint, not adjacent
+	shared bool         // runs belong to someone else: copy before writing
 	// before[i] is the number of messages in runs[:i]; valid when !dirty.
 	before []uint32
 	dirty  bool
 	n      uint32
-}
-
-type uidRun struct {
-	first store.UID
-	n     uint32
 }
 
 func newTracker(uids []store.UID) *tracker {
@@ -31,6 +31,20 @@ func newTracker(uids []store.UID) *tracker {
 	return t
 }
 
+// newSharedTracker tracks the UIDs in runs (normalised ranges) without
+// copying them; runs must not change while it is in use.
+func newSharedTracker(runs store.UIDSet) *tracker {
+	return &tracker{runs: runs, shared: true, dirty: true, n: uint32(setCount(runs))}
+}
+
+// own makes runs the tracker's own before a change.
+func (t *tracker) own() {
+	if t.shared {
+		t.runs = append(make(store.UIDSet, 0, len(t.runs)+8), t.runs...)
+		t.shared = false
+	}
+}
+
 func (t *tracker) count() uint32 { return t.n }
 
 // max returns the highest UID, 0 if empty.
@@ -38,8 +52,7 @@ func (t *tracker) max() store.UID {
 	if len(t.runs) == 0 {
 		return 0
 	}
-	r := t.runs[len(t.runs)-1]
-	return r.first + store.UID(r.n) - 1
+	return t.runs[len(t.runs)-1].Stop
 }
 
 // add appends uid, which must be above max().
@@ -47,15 +60,16 @@ func (t *tracker) add(uid store.UID) {
 	if uid <= t.max() {
 		return
 	}
+	t.own()
 	t.n++
-	if k := len(t.runs); k > 0 && t.runs[k-1].first+store.UID(t.runs[k-1].n) == uid {
-		t.runs[k-1].n++
+	if k := len(t.runs); k > 0 && t.runs[k-1].Stop+1 == uid {
+		t.runs[k-1].Stop = uid
 		return
 	}
 	if !t.dirty {
 		t.before = append(t.before, t.n-1)
 	}
-	t.runs = append(t.runs, uidRun{uid, 1})
+	t.runs = append(t.runs, store.UIDRange{Start: uid, Stop: uid})
 }
 
 func (t *tracker) index() {
@@ -66,18 +80,15 @@ func (t *tracker) index() {
 	var n uint32
 	for _, r := range t.runs {
 		t.before = append(t.before, n)
-		n += r.n
+		n += uint32(r.Stop-r.Start) + 1
 	}
 	t.dirty = false
 }
 
 // find returns the run index holding uid, or -1.
 func (t *tracker) find(uid store.UID) int {
-	i := sort.Search(len(t.runs), func(i int) bool {
-		r := t.runs[i]
-		return r.first+store.UID(r.n)-1 >= uid
-	})
-	if i < len(t.runs) && t.runs[i].first <= uid {
+	i := sort.Search(len(t.runs), func(i int) bool { return t.runs[i].Stop >= uid })
+	if i < len(t.runs) && t.runs[i].Start <= uid {
 		return i
 	}
 	return -1
@@ -90,7 +101,7 @@ func (t *tracker) seq(uid store.UID) uint32 {
 		return 0
 	}
 	t.index()
-	return t.before[i] + uint32(uid-t.runs[i].first) + 1
+	return t.before[i] + uint32(uid-t.runs[i].Start) + 1
 }
 
 // uid returns the UID at sequence number seq (1-based), 0 if out of range.
@@ -100,7 +111,7 @@ func (t *tracker) uid(seq uint32) store.UID {
 	}
 	t.index()
 	i := sort.Search(len(t.before), func(i int) bool { return t.before[i] >= seq }) - 1
-	return t.runs[i].first + store.UID(seq-1-t.before[i])
+	return t.runs[i].Start + store.UID(seq-1-t.before[i])
 }
 
 // remove deletes uid and returns the sequence number it had (0 if absent).
@@ -109,21 +120,21 @@ func (t *tracker) remove(uid store.UID) uint32 {
 	if seq == 0 {
 		return 0
 	}
+	t.own()
 	i := t.find(uid)
 	r := t.runs[i]
 	switch {
-	case r.n == 1:
+	case r.Start == r.Stop:
 		t.runs = append(t.runs[:i], t.runs[i+1:]...)
-	case uid == r.first:
-		t.runs[i] = uidRun{r.first + 1, r.n - 1}
-	case uid == r.first+store.UID(r.n)-1:
-		t.runs[i].n--
+	case uid == r.Start:
+		t.runs[i].Start++
+	case uid == r.Stop:
+		t.runs[i].Stop--
 	default:
-		k := uint32(uid - r.first)
-		t.runs = append(t.runs, uidRun{})
+		t.runs = append(t.runs, store.UIDRange{})
 		copy(t.runs[i+2:], t.runs[i+1:])
-		t.runs[i] = uidRun{r.first, k}
-		t.runs[i+1] = uidRun{uid + 1, r.n - k - 1}
+		t.runs[i] = store.UIDRange{Start: r.Start, Stop: uid - 1}
+		t.runs[i+1] = store.UIDRange{Start: uid + 1, Stop: r.Stop}
 	}
 	t.n--
 	t.dirty = true
@@ -158,11 +169,11 @@ func (t *tracker) appendSeqRange(out store.UIDSet, lo, hi uint32) store.UIDSet {
 	for seq := lo; seq <= hi && i < len(t.runs); i++ {
 		r := t.runs[i]
 		off := seq - 1 - t.before[i]
-		take := r.n - off
+		take := uint32(r.Stop-r.Start) + 1 - off
 		if seq+take-1 > hi {
 			take = hi - seq + 1
 		}
-		start := r.first + store.UID(off)
+		start := r.Start + store.UID(off)
 		out = append(out, store.UIDRange{Start: start, Stop: start + store.UID(take) - 1})
 		seq += take
 	}
@@ -185,13 +196,10 @@ func (t *tracker) uidsToSet(s numSet) store.UIDSet {
 }
 
 func (t *tracker) appendUIDRange(out store.UIDSet, lo, hi store.UID) store.UIDSet {
-	i := sort.Search(len(t.runs), func(i int) bool {
+	i := sort.Search(len(t.runs), func(i int) bool { return t.runs[i].Stop >= lo })
+	for ; i < len(t.runs) && t.runs[i].Start <= hi; i++ {
 		r := t.runs[i]
-		return r.first+store.UID(r.n)-1 >= lo
-	})
-	for ; i < len(t.runs) && t.runs[i].first <= hi; i++ {
-		r := t.runs[i]
-		a, b := r.first, r.first+store.UID(r.n)-1
+		a, b := r.Start, r.Stop
 		if a < lo {
 			a = lo
 		}

@@ -3,6 +3,7 @@ package imapd
 import (
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -58,6 +59,12 @@ func (c *conn) sendUpdates(allowExpunge bool) {
 			c.log.Warn("reading mailbox changes", "err", err)
 		}
 	}
+	if s.newKeywords {
+		// RFC 9051 §7.3.5: the new keyword is announced before the FETCH
+		// that shows it.
+		c.sendFlags(s)
+		s.newKeywords = false
+	}
 	for _, u := range s.pendingFlags {
 		seq := s.t.seq(u.UID)
 		if seq == 0 {
@@ -112,6 +119,9 @@ func (c *conn) syncSelected(s *selected) error {
 	max := s.t.max()
 	for i := range delta.Messages {
 		m := &delta.Messages[i]
+		if len(m.Flags.Keywords) > 0 && !s.knowsKeywords(m.Flags.Keywords) {
+			c.learnKeywords(s, m.Flags.Keywords)
+		}
 		switch {
 		case m.UID > max:
 			added = append(added, m.UID)
@@ -161,6 +171,36 @@ func (c *conn) syncSelected(s *selected) error {
 	s.reported = nil
 	s.dirty = false
 	return nil
+}
+
+// knowsKeywords reports whether the session announced every keyword in kw.
+func (s *selected) knowsKeywords(kw []string) bool {
+	for _, k := range kw {
+		if !slices.ContainsFunc(s.keywords, func(a string) bool { return strings.EqualFold(a, k) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// learnKeywords adds the keywords in kw that the session has not
+// announced, in the store's order where it can tell, and marks FLAGS and
+// PERMANENTFLAGS to be sent again before the next FETCH.
+func (c *conn) learnKeywords(s *selected, kw []string) {
+	all, err := c.srv.opts.Store.Keywords(c.ctx, c.acct.ID, s.mbox.ID)
+	if err != nil {
+		all = nil // the ones in kw are announced all the same
+	}
+	next := slices.Clone(s.keywords)
+	for _, k := range append(all, kw...) {
+		if !slices.ContainsFunc(next, func(a string) bool { return strings.EqualFold(a, k) }) {
+			next = append(next, k)
+		}
+	}
+	if len(next) != len(s.keywords) {
+		s.keywords = next
+		s.newKeywords = true
+	}
 }
 
 func copyFlags(f store.Flags) store.Flags {
