@@ -59,7 +59,8 @@ type idleStep struct {
 // delivered over LMTP (or SMTP if the server has no LMTP) and the time
 // until every open connection has seen it as EXISTS is measured. Checks:
 // every connection sees the same message count at SELECT and then the
-// new message. One result per step, named 6-idle-N.
+// new message. One result per step, named 6-idle-N; it also reports the
+// time spent opening the step's connections so far ("open all s").
 func Idle(ctx context.Context, t *Target, p IdleParams) ([]*Result, error) {
 	if p.Parallel <= 0 {
 		p.Parallel = 1
