@@ -12,8 +12,9 @@
 # (WORK), loads the same corpus into both over LMTP, then for each round
 # starts each server in turn (A B A B ...), measures its start-up, runs the
 # workloads against it and stops it by its pid. Only one server runs at a
-# time. Results are appended to $WORK/results.jsonl; the table is printed at
-# the end and written to $WORK/table.md.
+# time. Results go to $WORK/results-<run id>.jsonl (one file per run); the
+# table is printed at the end and written to $WORK/table-<run id>.md and
+# $WORK/table.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +59,10 @@ WORK=${WORK:-$(mktemp -d /tmp/skrytka-bench.XXXXXX)}
 mkdir -p "$WORK"
 chmod 755 "$WORK"
 mkdir -p "$WORK/bin"
-RESULTS=$WORK/results.jsonl
+# Each run writes its own results file, so a reused WORK directory never
+# mixes an earlier run's rounds into this run's medians.
+RUN_ID=$(date -u +%Y%m%d-%H%M%S)
+: "${RESULTS:=$WORK/results-$RUN_ID.jsonl}"
 touch "$RESULTS"
 
 # ports: Dovecot 20xxx, Skrytka 21xxx, loopback only
@@ -420,5 +424,6 @@ done
 	echo "Sizes: PER_USER=$PER_USER MAX_BYTES=$MAX_BYTES BIG_N=$BIG_N IDLE_N=$IDLE_N CLIENTS=$CLIENTS MIX_DUR=$MIX_DUR DELIVER_DUR=$DELIVER_DUR SESSIONS=$SESSIONS POP3_CLIENTS=$POP3_CLIENTS IDLE_PARALLEL=$IDLE_PARALLEL APPEND_CLIENTS=$APPEND_CLIENTS APPEND_DUR=$APPEND_DUR BULK_N=$BULK_N BULK_ACCOUNTS=$BULK_ACCOUNTS BULK_MAX_BYTES=$BULK_MAX_BYTES"
 	echo
 	"$BENCH" table -a skrytka -b dovecot "$RESULTS"
-} | tee "$WORK/table.md"
-log "results in $RESULTS, table in $WORK/table.md"
+} | tee "$WORK/table-$RUN_ID.md"
+cp "$WORK/table-$RUN_ID.md" "$WORK/table.md"
+log "results in $RESULTS, table in $WORK/table-$RUN_ID.md (and $WORK/table.md)"
