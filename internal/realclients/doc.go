@@ -1,7 +1,7 @@
 // Package realclients proves that Skrytka works with the mail clients
 // people actually run, as Debian packages them: mbsync (isync), fetchmail,
-// offlineimap3 and curl (issue 3, "What real clients do", and issue 4's
-// real POP3 clients).
+// offlineimap3, curl, neomutt and s-nail (issue 3, "What real clients
+// do", and issue 4's real POP3 clients).
 //
 // Everything here is tests; this file only carries the documentation. Each
 // test builds nothing itself: TestMain builds cmd/skrytka once, and every
@@ -21,13 +21,19 @@
 //     expunge), over STARTTLS with the generated certificate.
 //   - fetchmail: POP3 with and without keep, UIDL tracking with keep, and
 //     IMAP (sequence numbers, expunge after each message), into an MDA;
-//     the bodies received equal the stored ones.
-//   - offlineimap3: a sync into a Maildir (EXAMINE then SELECT,
+//     what arrives equals what the server stored, apart from the Received
+//     field fetchmail adds.
+//   - offlineimap3: a sync into a Maildir (SELECT and EXAMINE per folder,
 //     AUTHENTICATE PLAIN without an initial response, ID before login),
 //     then local changes pushed back.
 //   - curl: IMAP LIST and a non-peek UID FETCH (which sets \Seen), POP3
 //     LIST and RETR, SMTP submission with AUTH over STARTTLS and implicit
 //     TLS, and the submitted mail arriving.
+//   - neomutt (under script(1) for a terminal, keys pushed from its rc):
+//     ENABLE UTF8=ACCEPT with a pipelined command behind it, piping a
+//     message, flagging, deleting with an expunge, a UTF-8 mailbox name.
+//   - s-nail in batch mode: IMAP read (\Seen), copy and delete; POP3
+//     read and DELE; sending through submission.
 //
 // A client binary that is not installed makes its test skip, naming it,
 // unless SKRYTKA_REQUIRE_CLIENTS=1 is set (as .ci/run does), which turns the

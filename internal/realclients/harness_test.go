@@ -349,13 +349,23 @@ func (s *server) appendMsg(t *testing.T, user, mailbox, msg string, flags ...ima
 // the test unless okCodes lists it.
 func runClient(t *testing.T, dir string, env []string, okCodes []int, name string, args ...string) string {
 	t.Helper()
+	return runClientInput(t, dir, env, "", okCodes, name, args...)
+}
+
+// runClientInput is runClient with stdin as the client's standard input.
+func runClientInput(t *testing.T, dir string, env []string, stdin string, okCodes []int, name string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TZ=UTC"}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// A client that leaves a child holding the output open must not
+	// keep the test waiting past its timeout.
+	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()
 	label := filepath.Base(name) + " " + strings.Join(args, " ")
