@@ -1,6 +1,13 @@
 // Package auth checks passwords for every protocol front end: argon2id
-// hashing in PHC string format, constant-time verification, and the shared
-// throttling of failed logins (per remote address and per account).
+// hashing in PHC string format, constant-time verification, the shared
+// throttling of failed logins (per remote address and per account), and an
+// in-memory cache of recently verified passwords (keyed digests, never the
+// passwords) so that clients logging in again and again do not pay
+// argon2id each time (cache.go).
+//
+// Invariant: every attempt passes the throttle before its password is
+// looked at, whether the cache or argon2id answers it, and a wrong
+// password always costs a full argon2id check.
 //
 // It depends on package store for account lookup only; it knows no wire
 // protocol. Front ends turn ErrFailed into their own reply.
