@@ -90,6 +90,13 @@ func TestCurl(t *testing.T) {
 			t.Errorf("curl 1 not \\Seen after FETCH 1 BODY[]")
 		}
 
+		// SEARCH (a query in the URL) answers with sequence numbers.
+		search := string(curlRun(t, bin, s, nil, "--user", cred(user),
+			"imap://127.0.0.1:"+portOf(s.imap)+"/INBOX?SUBJECT%20%22curl%202%22"))
+		if strings.TrimSpace(search) != "* SEARCH 2" {
+			t.Errorf("SEARCH SUBJECT \"curl 2\": %q", search)
+		}
+
 		// APPEND (curl's upload) into a folder.
 		up := message(user, user, "curl upload", 0)
 		file := filepath.Join(t.TempDir(), "up.eml")

@@ -329,17 +329,25 @@ func (s *server) mailboxNames(t *testing.T, user string) []string {
 // appendMsg appends msg to mailbox with flags.
 func (s *server) appendMsg(t *testing.T, user, mailbox, msg string, flags ...imap.Flag) {
 	t.Helper()
+	s.appendAll(t, user, mailbox, []string{msg}, flags...)
+}
+
+// appendAll appends msgs to mailbox in one session, each with flags.
+func (s *server) appendAll(t *testing.T, user, mailbox string, msgs []string, flags ...imap.Flag) {
+	t.Helper()
 	c := s.imapLogin(t, user)
 	defer c.Logout()
-	cmd := c.Append(mailbox, int64(len(msg)), &imap.AppendOptions{Flags: flags})
-	if _, err := cmd.Write([]byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatalf("APPEND to %q: %v", mailbox, err)
+	for _, msg := range msgs {
+		cmd := c.Append(mailbox, int64(len(msg)), &imap.AppendOptions{Flags: flags})
+		if _, err := cmd.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("APPEND to %q: %v", mailbox, err)
+		}
 	}
 }
 

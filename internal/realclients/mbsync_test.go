@@ -42,7 +42,13 @@ func TestMbsync(t *testing.T) {
 		}
 	}
 	c.Logout()
-	s.appendMsg(t, user, "Work", message(user, user, "work 1", 0))
+	// Enough messages in one folder that mbsync pipelines its UID
+	// FETCHes (and, below, its APPENDs).
+	work := []string{message(user, user, "work 1", 0)}
+	for i := range 40 {
+		work = append(work, message(user, user, fmt.Sprintf("work bulk %02d", i), i*512))
+	}
+	s.appendAll(t, user, "Work", work)
 	s.appendMsg(t, user, "Work/Projects", message(user, user, "projects 1", 0), imap.FlagFlagged)
 	s.appendMsg(t, user, "Entwürfe", message(user, user, "draft 1", 0), imap.FlagDraft, imap.FlagSeen)
 
@@ -121,8 +127,14 @@ SyncState *
 	}
 
 	// 2. Local changes pushed: a new message, a flag change, a deletion,
-	// a new folder under an existing one.
+	// a new folder under an existing one, a dozen new messages at once.
 	inbox := readMaildir(t, filepath.Join(mail, "INBOX"))
+	localBulk := map[string]string{}
+	for i := range 12 {
+		subj := fmt.Sprintf("local bulk %02d", i)
+		localBulk[subj] = message(user, user, subj, i*1024)
+		writeMaildirMsg(t, filepath.Join(mail, "Work"), fmt.Sprintf("1800000100.B%d.realclients", i), string(lf([]byte(localBulk[subj]))))
+	}
 	localNew := message(user, user, "local new", 0)
 	writeMaildirMsg(t, filepath.Join(mail, "INBOX"), "1800000000.R1.realclients", string(lf([]byte(localNew))))
 	setMaildirFlags(t, inbox["inbox 1"], "FS")
@@ -142,6 +154,15 @@ SyncState *
 	}
 	if got := withoutHeader(srvInbox["local new"].Raw, "X-TUID"); !bytes.Equal(got, []byte(localNew)) {
 		t.Errorf("local new on the server:\n%q\nwant\n%q", head(got), head([]byte(localNew)))
+	}
+	srvWork := s.mailbox(t, user, "Work")
+	if len(srvWork) != 41+len(localBulk) {
+		t.Errorf("server Work has %d messages after the push, want %d", len(srvWork), 41+len(localBulk))
+	}
+	for subj, msg := range localBulk {
+		if got := withoutHeader(srvWork[subj].Raw, "X-TUID"); !bytes.Equal(got, []byte(msg)) {
+			t.Errorf("%s on the server:\n%q\nwant\n%q", subj, head(got), head([]byte(msg)))
+		}
 	}
 	if !slices.Contains(s.mailboxNames(t, user), "Work/Local") {
 		t.Fatalf("Work/Local not created on the server: %v", s.mailboxNames(t, user))

@@ -127,8 +127,16 @@ auth_mechanisms = PLAIN
 	}
 	localNew := message(user, user, "oi local", 0)
 	writeMaildirMsg(t, filepath.Join(mail, "Entwürfe"), "1800000000.R3.realclients", string(lf([]byte(localNew))))
+	localFolder := message(user, user, "oi büro", 0)
+	writeMaildirMsg(t, filepath.Join(mail, "Büro"), "1800000001.R4.realclients", string(lf([]byte(localFolder))))
 	s.deliver(t, user, message("sender@example.org", user, "oi 4", 0))
-	sync("push local changes")
+	out = sync("push local changes")
+	if !strings.Contains(out, "CREATE B&APw-ro") {
+		t.Errorf("offlineimap did not CREATE the new folder in modified UTF-7")
+	}
+	if got := s.mailbox(t, user, "Büro"); !bytes.Equal(lf(withoutHeader(got["oi büro"].Raw, "X-OfflineIMAP")), lf([]byte(localFolder))) {
+		t.Errorf("new folder Büro on the server: %v", subjects(got))
+	}
 
 	srv := s.mailbox(t, user, "INBOX")
 	if got := subjects(srv); !slices.Equal(got, []string{"oi 1", "oi 3", "oi 4"}) {
