@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -122,21 +123,35 @@ const migrateLockKey = 0x736b7279746b61
 // Migrate brings the schema of the database at dsn to the current version.
 // It is safe to run from several nodes at once (an advisory lock
 // serialises them) and does nothing when the schema is current. It fails
-// when the database has a newer schema than this binary knows.
+// when the database has a newer schema than this binary knows. It also
+// creates the optional text index (textindex.go), logging to
+// slog.Default() when it cannot.
 func Migrate(ctx context.Context, dsn string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", translate(err))
 	}
 	defer conn.Close(context.Background())
-	return migrate(ctx, conn)
+	_, err = migrate(ctx, conn, slog.Default())
+	return err
 }
 
-func migrate(ctx context.Context, conn *pgx.Conn) error {
+// migrate applies the numbered migrations, then tries the optional text
+// index; it reports whether the text index is there.
+func migrate(ctx context.Context, conn *pgx.Conn, log *slog.Logger) (textIndexInfo, error) {
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrateLockKey)); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", translate(err))
+		return textIndexInfo{}, fmt.Errorf("postgres: migrate: %w", translate(err))
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(migrateLockKey))
+	if err := migrateSchema(ctx, conn); err != nil {
+		return textIndexInfo{}, err
+	}
+	return setupTextIndex(ctx, conn, log), nil
+}
+
+// migrateSchema applies the numbered migrations. conn holds the migration
+// lock.
+func migrateSchema(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", translate(err))
 	}

@@ -117,6 +117,8 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	leases map[*lease]struct{}
+
+	search searchPlanner // how SearchText runs (search.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -163,7 +165,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", translate(err))
 	}
-	err = migrate(ctx, mconn)
+	textIndex, err := migrate(ctx, mconn, opts.Logger)
 	mconn.Close(context.Background())
 	if err != nil {
 		return nil, err
@@ -178,6 +180,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool:   pool,
 		hub:    store.NewHub(opts.FeedQueue),
 		leases: make(map[*lease]struct{}),
+		search: searchPlanner{indexed: textIndex.on, wide: textIndex.wide, minIndexed: defaultMinIndexed},
 	}
 	s.bodies = opts.Bodies
 	if s.bodies == nil {
