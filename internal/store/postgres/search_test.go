@@ -251,7 +251,7 @@ func TestLikePattern(t *testing.T) {
 
 func TestHasTrigram(t *testing.T) {
 	for _, c := range []struct {
-		s          string
+		s            string
 		narrow, wide bool
 	}{
 		{"", false, false}, {"e", false, false}, {"ab", false, false}, {"a b c", false, false},
