@@ -304,8 +304,13 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 		// Flags and sizes only: a few dozen bytes per message.
 		batch = fetchBatchSmall
 	}
+	// One buffer for every batch of the command (not kept afterwards:
+	// an idle connection holds no copy of a mailbox).
+	msgs := make([]store.Message, 0, min(batch, setCount(uids)))
+	var seenNow map[store.UID]bool
 	for _, chunk := range splitSet(uids, batch) {
-		var msgs []store.Message
+		clear(msgs) // drop the last batch's parsed metadata
+		msgs = msgs[:0]
 		err := st.Messages(c.ctx, c.acct.ID, s.mbox.ID, chunk, store.FetchOptions{Parsed: needParsed}, func(m *store.Message) error {
 			if req.changedSince > 0 && m.ModSeq <= req.changedSince {
 				return nil
@@ -318,7 +323,7 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 		if err != nil {
 			return err
 		}
-		seenNow := map[store.UID]bool{}
+		clear(seenNow)
 		if setSeen {
 			var unseen []store.UID
 			for _, m := range msgs {
@@ -334,7 +339,10 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 				if s.reported == nil {
 					s.reported = map[store.UID]store.ModSeq{}
 				}
-				byUID := map[store.UID]store.FlagUpdate{}
+				if seenNow == nil {
+					seenNow = make(map[store.UID]bool, len(res.Updated))
+				}
+				byUID := make(map[store.UID]store.FlagUpdate, len(res.Updated))
 				for _, u := range res.Updated {
 					byUID[u.UID] = u
 					s.reported[u.UID] = u.ModSeq

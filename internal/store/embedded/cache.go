@@ -54,6 +54,22 @@ type boxSnap struct {
 	// (len == cap) so that a caller appending to them copies: SELECT
 	// hands them to the session as they are.
 	runs store.UIDSet
+	// kwSplit[i] is kwTab[i] split into keywords (clipped), shared by
+	// every message that has it: no allocation per message.
+	kwSplit [][]string
+}
+
+// newBoxSnap builds a snapshot; runs nil means computed from recs.
+func newBoxSnap(validity uint32, modseq store.ModSeq, recs []msgRec, kwTab []string, runs store.UIDSet) *boxSnap {
+	if runs == nil {
+		runs = runsOf(recs)
+	}
+	split := make([][]string, len(kwTab))
+	for i, t := range kwTab {
+		k := splitKeywords(t)
+		split[i] = k[:len(k):len(k)]
+	}
+	return &boxSnap{validity: validity, modseq: modseq, recs: recs, kwTab: kwTab, runs: runs, kwSplit: split}
 }
 
 // runsOf returns the UIDs of recs as ranges of consecutive UIDs.
@@ -178,7 +194,7 @@ func (b *boxSnap) message(i int, mbox store.MailboxID, m *store.Message) {
 		Mailbox:      mbox,
 		UID:          r.uid,
 		ModSeq:       r.modseq,
-		Flags:        store.Flags{Sys: r.sys, Keywords: splitKeywords(b.kwTab[r.kw])},
+		Flags:        store.Flags{Sys: r.sys, Keywords: b.kwSplit[r.kw]},
 		InternalDate: zoneTime(r.date, int(r.tz)),
 		Size:         r.size,
 	}
@@ -262,14 +278,11 @@ func (s *Store) loadSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID, 
 		return nil, err
 	}
 	in := newInterner(nil)
-	snap := &boxSnap{validity: m.UIDValidity, modseq: m.HighestModSeq, recs: make([]msgRec, 0, m.Messages)}
-	snap.recs, err = packedRecs(ctx, tx.StmtContext(ctx, st), mbox, 1, ^store.UID(0), -1, snap.recs, in)
+	recs, err := packedRecs(ctx, tx.StmtContext(ctx, st), mbox, 1, ^store.UID(0), -1, make([]msgRec, 0, m.Messages), in)
 	if err != nil {
 		return nil, err
 	}
-	snap.kwTab = in.tab
-	snap.runs = runsOf(snap.recs)
-	return snap, nil
+	return newBoxSnap(m.UIDValidity, m.HighestModSeq, recs, in.tab, nil), nil
 }
 
 // updateSnap applies the changes after old.modseq up to modseq.
@@ -343,9 +356,9 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 		if ok {
 			runs := old.runs
 			if grew {
-				runs = runsOf(out)
+				runs = nil
 			}
-			return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab, runs: runs}, nil
+			return newBoxSnap(old.validity, modseq, out, in.tab, runs), nil
 		}
 	}
 	// Merge three UID-ordered lists: old records, changed or new
@@ -374,5 +387,5 @@ func (s *Store) updateSnap(ctx context.Context, tx *sql.Tx, mbox store.MailboxID
 		}
 		out = append(out, r)
 	}
-	return &boxSnap{validity: old.validity, modseq: modseq, recs: out, kwTab: in.tab, runs: runsOf(out)}, nil
+	return newBoxSnap(old.validity, modseq, out, in.tab, nil), nil
 }
