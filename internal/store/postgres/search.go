@@ -41,9 +41,9 @@ import (
 //     one or two letters), mailboxes or candidate sets smaller than
 //     minIndexed, and databases without the index: scan.
 //  2. When the bodies table is much larger than the candidate set, a
-//     sample of about sampleRows bodies (TABLESAMPLE SYSTEM) estimates how
-//     many bodies of the database match; if that is at least half the
-//     candidates: scan.
+//     sample of up to maxSampleRows bodies (TABLESAMPLE SYSTEM; a quarter
+//     of the candidates at most) estimates how many bodies of the
+//     database match; if that is at least half the candidates: scan.
 //  3. Otherwise the index, with a bound: it stops after k+1 matching
 //     bodies (k = number of candidates) and the search falls back to the
 //     scan. A wrong estimate therefore costs at most about twice the scan.
@@ -54,12 +54,15 @@ import (
 
 // Defaults of searchPlanner.
 const (
-	// defaultMinIndexed: with fewer candidates the scan is as cheap as
-	// the index.
-	defaultMinIndexed = 100
-	// defaultSampleRows is the size of the sample that estimates a
-	// needle's frequency in the database.
-	defaultSampleRows = 500
+	// defaultMinIndexed: with fewer candidates the scan costs a few
+	// milliseconds, and the index could cost more for a common word.
+	defaultMinIndexed = 200
+	// maxSampleRows is the largest sample that estimates a needle's
+	// frequency in the database; a sample is at most a quarter of the
+	// candidates (each sampled body costs as much as a scanned one).
+	maxSampleRows = 500
+	// minSamplePages is the smallest number of pages a sample reads.
+	minSamplePages = 16
 )
 
 // searchPlan forces one way of running SearchText (tests and benchmarks).
@@ -88,6 +91,13 @@ func (p *searchPlanner) traced(how string) {
 	}
 }
 
+// tableSize is PostgreSQL's estimate of a table's size (pg_class; rows is
+// -1 before the first VACUUM or ANALYZE).
+type tableSize struct {
+	rows  float64
+	pages int32
+}
+
 // SearchText implements store.Store.
 func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store.MailboxID, candidates []store.UID, scope store.TextScope, needle string) ([]store.UID, error) {
 	if s.isClosed() {
@@ -96,9 +106,9 @@ func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store
 	// The mailbox check also reads the mailbox's size and the planner's
 	// estimate of the bodies table's size.
 	var messages int64
-	var bodies float64
-	err := s.pool.QueryRow(ctx, `SELECT x.messages, c.reltuples FROM mailboxes x, pg_class c
-		WHERE x.id = $1 AND x.account_id = $2 AND c.oid = 'bodies'::regclass`, mbox, acct).Scan(&messages, &bodies)
+	var est tableSize
+	err := s.pool.QueryRow(ctx, `SELECT x.messages, c.reltuples, c.relpages FROM mailboxes x, pg_class c
+		WHERE x.id = $1 AND x.account_id = $2 AND c.oid = 'bodies'::regclass`, mbox, acct).Scan(&messages, &est.rows, &est.pages)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -117,8 +127,8 @@ func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store
 	folded := foldText(needle)
 	p := s.search
 	if p.indexed && p.force != planScan && (k >= p.minIndexed || p.force == planIndex) && hasTrigram(folded, p.wide) {
-		sample := p.force != planIndex && bodies > 1.5*float64(k)
-		uids, how, err := s.searchIndexed(ctx, mbox, cand, scope, folded, k, sample, bodies)
+		sample := p.force != planIndex && est.rows > 1.5*float64(k)
+		uids, how, err := s.searchIndexed(ctx, mbox, cand, scope, folded, k, sample, est)
 		if err != nil {
 			return nil, err
 		}
@@ -184,19 +194,21 @@ func likeCond(scope store.TextScope, param string) string {
 // "index" when it did, else the scan should be used instead: "scan after
 // sample" when the sample (taken when sample is set) says the needle is
 // common in the database, "scan after limit" when more than k bodies
-// match. bodies is the planner's estimate of the bodies table's row count.
-func (s *Store) searchIndexed(ctx context.Context, mbox store.MailboxID, cand []int64, scope store.TextScope, folded string, k int64, sample bool, bodies float64) (uids []store.UID, how string, err error) {
+// match. est is the planner's estimate of the bodies table's size.
+func (s *Store) searchIndexed(ctx context.Context, mbox store.MailboxID, cand []int64, scope store.TextScope, folded string, k int64, sample bool, est tableSize) (uids []store.UID, how string, err error) {
 	pattern := likePattern(folded)
 	cond := likeCond(scope, "$2")
 	if sample {
-		pct := min(100, 100*defaultSampleRows/bodies)
+		// SYSTEM picks whole pages: at least minSamplePages of them, so
+		// that a sample is rarely empty.
+		pct := min(100, max(100*float64(min(maxSampleRows, k/4))/est.rows, 100*minSamplePages/float64(max(est.pages, 1))))
 		var seen, hit int64
 		err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+cond+`)
 			FROM bodies b TABLESAMPLE SYSTEM ($1)`, pct, pattern).Scan(&seen, &hit)
 		if err != nil {
 			return nil, "", translate(err)
 		}
-		if seen > 0 && float64(hit)/float64(seen)*bodies >= float64(k)/2 {
+		if seen > 0 && float64(hit)/float64(seen)*est.rows >= float64(k)/2 {
 			return nil, "scan after sample", nil
 		}
 	}
