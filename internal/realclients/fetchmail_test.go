@@ -51,7 +51,10 @@ func newFetchmail(t *testing.T, bin string, s *server, user, poll, options strin
 func (f *fetchmailRun) run(t *testing.T, wantMail bool) string {
 	t.Helper()
 	env := []string{"HOME=" + f.home, "FETCHMAILHOME=" + f.home}
-	args := []string{"-v", "-f", f.rc}
+	// Run as root, fetchmail keeps its lock in /var/run whatever HOME
+	// says, and concurrent runs would refuse to start ("another
+	// foreground fetchmail is running").
+	args := []string{"-v", "-f", f.rc, "--pidfile", filepath.Join(f.home, "fetchmail.pid")}
 	if wantMail {
 		return runClient(t, f.home, env, nil, f.bin, args...)
 	}
