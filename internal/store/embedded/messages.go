@@ -92,6 +92,7 @@ func (s *Store) Append(ctx context.Context, acct store.AccountID, mbox store.Mai
 	if err != nil {
 		return store.AppendResult{}, err
 	}
+	s.kickIndexer()
 	return res, nil
 }
 
@@ -163,6 +164,7 @@ func (s *Store) Deliver(ctx context.Context, body store.Staged, targets []store.
 	if err != nil {
 		return nil, err
 	}
+	s.kickIndexer()
 	return results, nil
 }
 
@@ -441,6 +443,7 @@ func (s *Store) copyOrMove(ctx context.Context, acct store.AccountID, src, dst s
 	if err != nil {
 		return store.CopyResult{}, err
 	}
+	s.kickIndexer()
 	return res, nil
 }
 

@@ -226,6 +226,55 @@ WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id) BEGIN
 	DELETE FROM blobs WHERE id = OLD.blob_id;
 END;
 `,
+
+	// 4: a trigram index over the folded texts, partitioned by account,
+	// filled in the background from a queue (textindex.go explains the
+	// design). The prep step (prepTextIndex) first makes every stored text
+	// valid UTF-8 without NUL, as foldText now does. The DROPs make the
+	// migration safe to re-run on a store rewound by hand (tests do that).
+	`
+DROP TRIGGER IF EXISTS textidx_ins;
+DROP TRIGGER IF EXISTS textidx_del;
+DROP TABLE IF EXISTS textidx;
+DROP TABLE IF EXISTS textq;
+CREATE VIRTUAL TABLE textidx USING fts5(header, body,
+	tokenize = 'trigram case_sensitive 1', content = '', contentless_delete = 1);
+
+-- Rows (account << 40 | blob) waiting to enter textidx.
+CREATE TABLE textq(key INTEGER PRIMARY KEY);
+
+-- A message queues its body's text for its account's part of the index
+-- unless another message of the same account already did (copies and
+-- moves within an account share the row).
+CREATE TRIGGER textidx_ins AFTER INSERT ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+	WHERE m.blob_id = NEW.blob_id
+	AND b.account_id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id)
+	AND (m.mailbox_id != NEW.mailbox_id OR m.uid != NEW.uid)) BEGIN
+	INSERT OR IGNORE INTO textq(key)
+		VALUES(((SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id) << 40) | NEW.blob_id);
+END;
+
+-- The last message of an account with a body takes the body's row out of
+-- the queue or the index, in the same transaction.
+CREATE TRIGGER textidx_del AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+	WHERE m.blob_id = OLD.blob_id
+	AND b.account_id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id)) BEGIN
+	DELETE FROM textidx WHERE rowid = ((SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id) << 40) | OLD.blob_id
+		AND NOT EXISTS (SELECT 1 FROM textq WHERE key = ((SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id) << 40) | OLD.blob_id);
+	DELETE FROM textq WHERE key = ((SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id) << 40) | OLD.blob_id;
+END;
+
+INSERT INTO textq(key)
+	SELECT DISTINCT (b.account_id << 40) | m.blob_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id;
+`,
+}
+
+// migrationPrep holds Go steps that run inside a migration's transaction
+// before its SQL, keyed by the migration's number (1-based).
+var migrationPrep = map[int]func(context.Context, *sql.Tx) error{
+	4: prepTextIndex,
 }
 
 // migrate brings the schema up to date, one transaction per migration.
@@ -254,6 +303,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("schema: %w", err)
+		}
+		if prep := migrationPrep[v+1]; prep != nil {
+			if err := prep(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("schema migration %d: %w", v+1, err)
+			}
 		}
 		if _, err := tx.Exec(migrations[v]); err != nil {
 			tx.Rollback()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"golang.org/x/text/cases"
@@ -191,7 +192,13 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, maxBytes int64) (store.S
 }
 
 // foldText is the case folding SearchText applies to both text and needle.
+// It first makes the string valid UTF-8 (invalid bytes become U+FFFD) and
+// drops NUL, as the PostgreSQL backend does: the trigram index reads
+// characters, not bytes, and skips NUL, so only such text can be matched
+// through it exactly (textindex.go).
 func foldText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
 	return cases.Fold().String(s)
 }
 

@@ -1,0 +1,285 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/skrytka/skrytka/internal/store"
+)
+
+// # Text index
+//
+// SearchText must find every message whose folded text (foldText, applied
+// at staging) contains the folded needle as a substring: any string, any
+// length, spaces and punctuation included. A word index cannot do that; a
+// character-trigram index can. textidx is an SQLite FTS5 table with the
+// trigram tokenizer (case_sensitive 1: the text is folded already, so
+// nothing more is folded) over the header and body text. Every run of
+// three characters of a column is a token at its character position, so a
+// needle of three or more characters is a substring of a column exactly
+// when its trigrams occur there at consecutive positions: an FTS5 phrase
+// query of the quoted needle. The answer is exact, not a candidate set to
+// check again. Needles of one or two characters have no trigram and go to
+// a scan of the stored text (search.go), as does a needle holding U+FFFD,
+// U+FFFE or U+FFFF, the characters SQLite's UTF-8 reader may produce for
+// other input.
+//
+// Exactness needs both sides read as the same characters: foldText makes
+// the text valid UTF-8 without NUL (the tokenizer skips NUL), and
+// migration 4 rewrote texts stored before that rule (prepTextIndex).
+//
+// The table is contentless (content='', contentless_delete=1): it keeps
+// postings, not a second copy of the text, which stays in texts.
+//
+// Partitioning. A row's rowid is account<<40 | blob, so each account's
+// rows are one rowid range, and a search passes that range to FTS5, which
+// seeks each posting list to it: a word common over all accounts costs
+// one user's search only that user's share of its postings. A body
+// delivered to several accounts is indexed once per account; copies and
+// moves inside an account share their row. Hits are joined to the
+// mailbox's messages through messages_blob (blob_id, then the primary
+// key mailbox_id, uid), so other mailboxes' hits cost one index probe
+// each and never reach the caller.
+//
+// Background filling. Indexing a 4 KB message costs FTS5 about 1.5 ms of
+// CPU here (tokenizing, then flushing and merging segments; batching
+// does not change it much), twice what the rest of a delivery costs, so
+// doing it inside the delivery would cut LMTP throughput to a fraction.
+// Instead a trigger on messages puts the row's key into the queue table
+// textq in the delivering transaction (a few microseconds), and an
+// indexer goroutine moves queued rows into textidx in small write
+// transactions (indexBatch), when the writer has been quiet for a moment
+// or at least once a second under sustained load. A search reads, in one
+// read transaction, the queued rows of the mailbox (scanned directly) and
+// the index, so it is exact whatever the indexer's progress.
+//
+// Consistency. Each row is, in every committed state, either in textq or
+// in textidx (a batch inserts into textidx and deletes from textq in one
+// transaction), and the triggers on messages add and remove it in the
+// transaction that adds the account's first or removes its last message
+// with the body. A crash therefore never leaves the index claiming a
+// message that is gone or missing one that was committed, and the queue
+// survives restarts. Every hit is also joined with the messages table, so
+// no row could make a gone message appear.
+
+// acctShift places the account ID above the blob ID in an index rowid:
+// 2^40 blobs per store, 2^23 accounts.
+const acctShift = 40
+
+// textKeyRange is the rowid range of acct's part of the index.
+func textKeyRange(acct store.AccountID) (base, lo, hi int64) {
+	base = int64(acct) << acctShift
+	return base, base + 1, base | (1<<acctShift - 1)
+}
+
+// indexable reports whether the index answers the folded needle exactly:
+// it has at least three characters and none that SQLite could read
+// differently from Go.
+func indexable(folded string) bool {
+	n := 0
+	for _, r := range folded {
+		switch r {
+		case utf8.RuneError, 0xFFFE, 0xFFFF, 0:
+			return false
+		}
+		n++
+	}
+	return n >= 3
+}
+
+// ftsQuery is the FTS5 query for the folded needle in scope: one phrase,
+// quoted (a quote inside doubled), so no character of the needle is FTS5
+// syntax.
+func ftsQuery(folded string, scope store.TextScope) string {
+	phrase := `"` + strings.ReplaceAll(folded, `"`, `""`) + `"`
+	switch scope {
+	case store.TextHeader:
+		return "header : " + phrase
+	case store.TextBody:
+		return "body : " + phrase
+	}
+	return phrase
+}
+
+// prepTextIndex rewrites the stored texts that foldText would now write
+// differently (invalid UTF-8 or NUL) before migration 4 indexes them.
+func prepTextIndex(ctx context.Context, tx *sql.Tx) error {
+	var bad []int64
+	rows, err := tx.QueryContext(ctx, `SELECT blob_id, header, body FROM texts`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		var h, b sql.RawBytes
+		if err := rows.Scan(&id, &h, &b); err != nil {
+			rows.Close()
+			return err
+		}
+		if !cleanText(h) || !cleanText(b) {
+			bad = append(bad, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range bad {
+		var h, b string
+		if err := tx.QueryRowContext(ctx, `SELECT header, body FROM texts WHERE blob_id = ?`, id).Scan(&h, &b); err != nil {
+			return fmt.Errorf("text %d: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE texts SET header = ?, body = ? WHERE blob_id = ?`, foldText(h), foldText(b), id); err != nil {
+			return fmt.Errorf("text %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func cleanText(b []byte) bool {
+	return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0
+}
+
+// Indexer tuning.
+const (
+	indexBatchDocs  = 64        // at most this many texts per transaction
+	indexBatchBytes = 256 << 10 // and about this much text
+	indexQuiet      = 25 * time.Millisecond
+	indexMaxDefer   = time.Second
+)
+
+// indexers holds the indexer goroutine of each open Store (started by
+// the first write that may queue text, see kickIndexer).
+var indexers sync.Map // *Store -> chan struct{}
+
+// kickIndexer tells s's indexer that rows may have been queued, starting
+// it if needed. Callers: Append, Deliver, Copy/Move (after commit) and
+// SearchText (rows queued before this process, e.g. by migration 4).
+func (s *Store) kickIndexer() {
+	v, ok := indexers.Load(s)
+	if !ok {
+		var loaded bool
+		v, loaded = indexers.LoadOrStore(s, make(chan struct{}, 1))
+		if !loaded {
+			go s.runIndexer(v.(chan struct{}))
+		}
+	}
+	select {
+	case v.(chan struct{}) <- struct{}{}:
+	default:
+	}
+}
+
+// runIndexer empties textq into textidx until the store closes.
+func (s *Store) runIndexer(kick chan struct{}) {
+	defer indexers.Delete(s)
+	ctx := context.Background()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-kick:
+		}
+		for {
+			if !s.waitQuiet() {
+				return
+			}
+			n, err := s.indexBatch(ctx)
+			if err != nil {
+				if s.isClosed() {
+					return
+				}
+				s.log.Warn("text index: batch failed; retrying", "err", err)
+				select {
+				case <-s.quit:
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// waitQuiet waits until no write request has run for indexQuiet, or for
+// indexMaxDefer at most, so that indexing gives way to deliveries. It
+// returns false when the store closes.
+func (s *Store) waitQuiet() bool {
+	deadline := time.Now().Add(indexMaxDefer)
+	for {
+		before := s.nOps.Load()
+		select {
+		case <-s.quit:
+			return false
+		case <-time.After(indexQuiet):
+		}
+		if s.nOps.Load() == before || time.Now().After(deadline) {
+			return true
+		}
+	}
+}
+
+// indexBatch moves up to indexBatchDocs queued rows (about
+// indexBatchBytes of text) into the index in one write transaction and
+// returns how many it moved.
+func (s *Store) indexBatch(ctx context.Context) (int, error) {
+	n := 0
+	err := s.write(ctx, func(w *wtx) error {
+		n = 0
+		rows, err := w.query(`SELECT q.key, coalesce(octet_length(t.header) + octet_length(t.body), 0)
+			FROM textq q LEFT JOIN texts t ON t.blob_id = q.key & ?
+			ORDER BY q.key LIMIT ?`, int64(1)<<acctShift-1, indexBatchDocs)
+		if err != nil {
+			return err
+		}
+		var keys []int64
+		total := 0
+		for rows.Next() {
+			var k int64
+			var size int
+			if err := rows.Scan(&k, &size); err != nil {
+				rows.Close()
+				return err
+			}
+			if len(keys) > 0 && total+size > indexBatchBytes {
+				break
+			}
+			keys = append(keys, k)
+			total += size
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := w.exec(`INSERT OR REPLACE INTO textidx(rowid, header, body) SELECT ?1, header, body FROM texts WHERE blob_id = ?2`, k, k&(1<<acctShift-1)); err != nil {
+				return err
+			}
+			if _, err := w.exec(`DELETE FROM textq WHERE key = ?`, k); err != nil {
+				return err
+			}
+		}
+		n = len(keys)
+		return nil
+	})
+	return n, err
+}
+
+// indexAll runs indexBatch until the queue is empty (tests, benchmarks).
+func (s *Store) indexAll(ctx context.Context) error {
+	for {
+		n, err := s.indexBatch(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
