@@ -22,7 +22,8 @@
 //   - fetchmail: POP3 with and without keep, UIDL tracking with keep, and
 //     IMAP (sequence numbers, expunge after each message), into an MDA;
 //     what arrives equals what the server stored, apart from the Received
-//     field fetchmail adds.
+//     field fetchmail adds; and IMAP IDLE in daemon mode, where a delivery
+//     must reach fetchmail through the untagged EXISTS.
 //   - offlineimap3: a sync into a Maildir (SELECT and EXAMINE per folder,
 //     AUTHENTICATE PLAIN without an initial response, ID before login),
 //     then local changes pushed back.
@@ -31,7 +32,9 @@
 //     TLS, and the submitted mail arriving.
 //   - neomutt (under script(1) for a terminal, keys pushed from its rc):
 //     ENABLE UTF8=ACCEPT with a pipelined command behind it, piping a
-//     message, flagging, deleting with an expunge, a UTF-8 mailbox name.
+//     message, flagging, deleting with an expunge, a UTF-8 mailbox name;
+//     and with a header cache, CONDSTORE/QRESYNC resynchronisation
+//     (CHANGEDSINCE, VANISHED (EARLIER)) after another session's changes.
 //   - s-nail in batch mode: IMAP read (\Seen), copy and delete; POP3
 //     read and DELE; sending through submission.
 //

@@ -2,13 +2,17 @@ package realclients
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -33,7 +37,9 @@ func newFetchmail(t *testing.T, bin string, s *server, user, poll, options strin
 		t.Fatal(err)
 	}
 	mda := filepath.Join(home, "mda.sh")
-	script := fmt.Sprintf("#!/bin/sh\nexec cat > \"$(mktemp %s/msg.XXXXXX)\"\n", f.out)
+	// Write under a temporary name, then rename: a reader never sees a
+	// message half written.
+	script := fmt.Sprintf("#!/bin/sh\nset -e\ntmp=$(mktemp %s/tmp.XXXXXX)\ncat > \"$tmp\"\nmv \"$tmp\" \"%s/msg.${tmp##*.}\"\n", f.out, f.out)
 	if err := os.WriteFile(mda, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +80,9 @@ func (f *fetchmailRun) received(t *testing.T) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "msg.") {
+			continue // still being written
+		}
 		raw, err := os.ReadFile(filepath.Join(f.out, e.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -232,4 +241,80 @@ func TestFetchmail(t *testing.T) {
 			t.Fatalf("second poll delivered again: %d messages", n)
 		}
 	})
+}
+
+// TestFetchmailIdle keeps fetchmail in IMAP IDLE (daemon mode in the
+// foreground, polling only every 10 minutes) and checks that a delivery
+// reaches it through IDLE: the server's untagged EXISTS ends the wait, and
+// fetchmail fetches the new message at once.
+func TestFetchmailIdle(t *testing.T) {
+	bin := needClient(t, "fetchmail", "fetchmail")
+	t.Parallel()
+	s := startServer(t, "")
+	const user = "fetchmail-idle@localhost"
+	s.addUser(t, user)
+	s.deliver(t, user, message("sender@example.org", user, "idle 1", 0))
+	f := newFetchmail(t, bin, s, user, "port "+portOf(s.imap)+" proto IMAP", "")
+
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-v", "-N", "-d", "600", "--idle", "-f", f.rc,
+		"--pidfile", filepath.Join(f.home, "fetchmail.pid"))
+	cmd.Dir = f.home
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TZ=UTC", "HOME=" + f.home, "FETCHMAILHOME=" + f.home}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		// SIGTERM: fetchmail leaves IDLE and logs out.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("fetchmail output:\n%s", tail(out.String(), 200))
+		}
+	})
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			select {
+			case <-done:
+				t.Fatalf("fetchmail exited while waiting for %s", what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	idles := func() int { return len(regexp.MustCompile(`IMAP< \+ `).FindAllString(out.String(), -1)) }
+
+	waitFor("the first message", func() bool { return len(f.received(t)) == 1 })
+	waitFor("IDLE", func() bool { return idles() >= 1 })
+	s.deliver(t, user, message("sender@example.org", user, "idle 2", 0))
+	waitFor("the message delivered during IDLE", func() bool { return len(f.received(t)) == 2 })
+	if !strings.Contains(out.String(), "IMAP> DONE") {
+		t.Errorf("fetchmail fetched the new message without leaving IDLE")
+	}
+	if got := subjects(f.received(t)); !slices.Equal(got, []string{"idle 1", "idle 2"}) {
+		t.Errorf("received %v", got)
+	}
+	// fetchmail marks the message deleted and expunges it after the MDA
+	// returns; then it goes back to IDLE.
+	waitFor("the expunge and the next IDLE", func() bool { return idles() >= 2 })
+	if got := s.mailbox(t, user, "INBOX"); len(got) != 0 {
+		t.Errorf("server INBOX still has %v", subjects(got))
+	}
 }
