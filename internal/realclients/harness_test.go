@@ -245,6 +245,32 @@ func (s *server) imapLogin(t *testing.T, user string) *imapclient.Client {
 	return c
 }
 
+// rawIMAP opens an IMAP session for user with raw lines, for names that
+// go-imap's client cannot send as they are (see runRaw).
+func (s *server) rawIMAP(t *testing.T, user string) *testharness.LineConn {
+	t.Helper()
+	lc := testharness.Dial(t, s.imap)
+	lc.Expect("* OK")
+	runRaw(t, lc, fmt.Sprintf("LOGIN %q %q", user, password))
+	return lc
+}
+
+// runRaw sends one command (a literal, if any, written inline with
+// LITERAL+) and returns the untagged lines of its answer; anything but OK
+// fails the test. go-imap's imapclient, talking to a server that
+// advertises IMAP4rev2, sends mailbox names as raw UTF-8 with "&" escaped
+// as "&-" without enabling UTF-8 first, so a name with "&" in it needs
+// this path.
+func runRaw(t *testing.T, lc *testharness.LineConn, cmd string) []string {
+	t.Helper()
+	lc.Write("r1 " + cmd + "\r\n")
+	lines := lc.ExpectUntil("r1 ")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "r1 OK") {
+		t.Fatalf("%s: %s", cmd, last)
+	}
+	return lines[:len(lines)-1]
+}
+
 // stored is one message as the server has it.
 type stored struct {
 	UID   imap.UID

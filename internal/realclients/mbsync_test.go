@@ -51,6 +51,14 @@ func TestMbsync(t *testing.T) {
 	s.appendAll(t, user, "Work", work)
 	s.appendMsg(t, user, "Work/Projects", message(user, user, "projects 1", 0), imap.FlagFlagged)
 	s.appendMsg(t, user, "Entwürfe", message(user, user, "draft 1", 0), imap.FlagDraft, imap.FlagSeen)
+	// A name with a space (quoted in LIST) and "&" ("&-" in modified
+	// UTF-7), made with raw lines (see runRaw).
+	const trouble = "Work/&AMQ-rger &- Co" // "Work/Ärger & Co"
+	troubleMsg := message(user, user, "trouble 1", 0)
+	lc := s.rawIMAP(t, user)
+	runRaw(t, lc, fmt.Sprintf("CREATE %q", trouble))
+	runRaw(t, lc, fmt.Sprintf("APPEND %q (\\Answered) {%d+}\r\n%s", trouble, len(troubleMsg), troubleMsg))
+	lc.Close()
 
 	home := t.TempDir()
 	mail := filepath.Join(home, "mail")
@@ -124,6 +132,11 @@ SyncState *
 	}
 	if f := readMaildir(t, filepath.Join(mail, "Entw&APw-rfe"))["draft 1"].Flags; f != "DS" {
 		t.Errorf("draft 1: local flags %q, want DS", f)
+	}
+	// isync 1.4 keeps the modified UTF-7 name as the directory name.
+	if got := readMaildir(t, filepath.Join(mail, trouble)); len(got) != 1 || got["trouble 1"].Flags != "R" ||
+		!bytes.Equal(withoutHeader(got["trouble 1"].Raw, "X-TUID"), lf([]byte(troubleMsg))) {
+		t.Errorf("%s: pulled %v, flags %q", trouble, subjects(got), got["trouble 1"].Flags)
 	}
 
 	// 2. Local changes pushed: a new message, a flag change, a deletion,
