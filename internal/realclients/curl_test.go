@@ -97,6 +97,32 @@ func TestCurl(t *testing.T) {
 			t.Errorf("SEARCH SUBJECT \"curl 2\": %q", search)
 		}
 
+		// Sections and partial fetches of a multipart message, compared
+		// with the bytes of the parts as written.
+		const part1, part2mime, part2 = "Grüße, part one", "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n", "AAECAwQF"
+		mp := "From: <" + user + ">\r\nSubject: curl parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
+			"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + part1 + "\r\n--b1\r\n" + part2mime + part2 + "\r\n--b1--\r\n"
+		s.appendMsg(t, user, "Work/Projects", mp)
+		mpUID := s.mailbox(t, user, "Work/Projects")["curl parts"].UID
+		_, mpText := splitMessage([]byte(mp))
+		for _, tc := range []struct{ url, want string }{
+			{"SECTION=1", part1},
+			{"SECTION=2", part2},
+			{"SECTION=2.MIME", part2mime},
+			{"SECTION=HEADER", string(mp[:strings.Index(mp, "\r\n\r\n")+4])},
+			{"SECTION=TEXT;PARTIAL=0.5", string(mpText[:5])},
+			{"SECTION=1;PARTIAL=7.100", part1[7:]},
+		} {
+			got := curlRun(t, bin, s, nil, "--user", cred(user),
+				fmt.Sprintf("imap://127.0.0.1:%s/Work%%2FProjects;UID=%d;%s", portOf(s.imap), mpUID, tc.url))
+			if string(got) != tc.want {
+				t.Errorf("%s: %q, want %q", tc.url, got, tc.want)
+			}
+		}
+		if m := s.mailbox(t, user, "Work/Projects")["curl parts"]; !m.hasFlag(imap.FlagSeen) {
+			t.Errorf("curl parts not \\Seen after non-peek BODY[section] fetches: %v", m.Flags)
+		}
+
 		// APPEND (curl's upload) into a folder.
 		up := message(user, user, "curl upload", 0)
 		file := filepath.Join(t.TempDir(), "up.eml")
