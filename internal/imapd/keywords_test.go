@@ -1,8 +1,12 @@
 package imapd
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/skrytka/skrytka/internal/store"
 )
 
 // indexOf returns the position of the first line with prefix p, or -1.
@@ -87,5 +91,65 @@ func TestNewKeywordAnnounced(t *testing.T) {
 	u = a.ok("a6 SELECT INBOX")
 	if !hasLine(u, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work Later)`) {
 		t.Fatalf("SELECT: %q", u)
+	}
+}
+
+// changeCountingStore counts Changes calls (the read a session makes to catch
+// up with its mailbox).
+type changeCountingStore struct {
+	store.Store
+	changes atomic.Int64
+}
+
+func (s *changeCountingStore) Changes(ctx context.Context, acct store.AccountID, mbox store.MailboxID, since store.ModSeq) (store.Delta, error) {
+	s.changes.Add(1)
+	return s.Store.Changes(ctx, acct, mbox, since)
+}
+
+// TestOwnChangesNotReadBack: a session's own STORE and EXPUNGE are not
+// read back from the store by its next command, while changes by others
+// (also interleaved with its own) still are.
+func TestOwnChangesNotReadBack(t *testing.T) {
+	var cs *changeCountingStore
+	ts := newTestServer(t, func(o *Options) {
+		cs = &changeCountingStore{Store: o.Store}
+		o.Store = cs
+	})
+	for i := 0; i < 4; i++ {
+		ts.appendMsg(t, "INBOX", "Subject: m\r\n\r\nm\r\n", storeFlags())
+	}
+	a := ts.login(t)
+	b := ts.login(t)
+	a.ok("a1 ENABLE IMAP4rev2")
+	a.ok("a2 SELECT INBOX")
+	b.ok("b1 SELECT INBOX")
+	n0 := cs.changes.Load()
+	a.ok(`a3 STORE 1 +FLAGS.SILENT (\Flagged)`)
+	a.ok(`a4 STORE 2 +FLAGS (\Seen)`)
+	a.ok(`a5 STORE 3 +FLAGS.SILENT (\Deleted)`)
+	if u := a.ok("a6 EXPUNGE"); len(u) != 1 || u[0] != "* 3 EXPUNGE" {
+		t.Fatalf("EXPUNGE: %q", u)
+	}
+	if u := a.ok("a7 FETCH 1:* (FLAGS)"); len(u) != 3 || u[0] != `* 1 FETCH (FLAGS (\Flagged))` || u[1] != `* 2 FETCH (FLAGS (\Seen))` {
+		t.Fatalf("FETCH: %q", u)
+	}
+	if n := cs.changes.Load() - n0; n != 0 {
+		t.Errorf("own changes were read back %d times", n)
+	}
+	// Another session's change, then one of ours: both seen, the other's
+	// read from the store.
+	ub := b.ok(`b2 STORE 4 +FLAGS.SILENT (\Answered)`)
+	u := a.ok(`a8 STORE 1 -FLAGS.SILENT (\Flagged)`)
+	u = append(u, a.ok("a9 FETCH 1 (FLAGS)")...)
+	if !hasLine(u, `* 3 FETCH (UID 4 FLAGS (\Answered))`) || !hasLine(u, `* 1 FETCH (FLAGS ())`) {
+		t.Fatalf("after another session's STORE: %q", u)
+	}
+	if cs.changes.Load()-n0 == 0 {
+		t.Error("another session's change was not read")
+	}
+	// b (rev1) still sees everything a did.
+	ub = append(ub, b.ok("b3 NOOP")...)
+	if !hasLine(ub, "* 3 EXPUNGE") || !hasLine(ub, `* 1 FETCH (UID 1 FLAGS (\Recent))`) || !hasLine(ub, `* 2 FETCH (UID 2 FLAGS (\Seen \Recent))`) {
+		t.Fatalf("other session: %q", ub)
 	}
 }

@@ -34,9 +34,55 @@ func (c *conn) noteChange(ch store.Change) {
 	}
 	// Mailbox-list changes are rare and may have deleted the selected
 	// mailbox: re-read then too.
-	if ch.Kind == store.ChangeOverflow || ch.Kind == store.ChangeMailboxes || ch.Mailbox == s.mbox.ID {
+	if ch.Kind == store.ChangeOverflow || ch.Kind == store.ChangeMailboxes {
+		s.dirty = true
+		return
+	}
+	if ch.Mailbox != s.mbox.ID || s.dirty {
+		return
+	}
+	switch {
+	case ch.ModSeq != 0 && ch.ModSeq <= s.modseq:
+		// Committed before the state this session last read (every
+		// change raises the mailbox's modseq by one, in commit order).
+	case ch.ModSeq == s.modseq+1 && s.alreadyShown(ch):
+		// The next change, and this session already showed all of it
+		// (its own STORE or EXPUNGE): no need to read it back.
+		s.modseq = ch.ModSeq
+		if ch.Kind == store.ChangeFlags {
+			for _, u := range ch.UIDs {
+				delete(s.reported, u) // the cursor is past it now
+			}
+		}
+	default:
 		s.dirty = true
 	}
+}
+
+// alreadyShown reports whether the session's view already holds all of
+// ch: flag states it reported at ch.ModSeq, or UIDs it already removed.
+// A change without UIDs is never taken as shown.
+func (s *selected) alreadyShown(ch store.Change) bool {
+	if len(ch.UIDs) == 0 {
+		return false
+	}
+	switch ch.Kind {
+	case store.ChangeFlags:
+		for _, u := range ch.UIDs {
+			if ms, ok := s.reported[u]; !ok || ms < ch.ModSeq {
+				return false
+			}
+		}
+		return true
+	case store.ChangeExpunge:
+		for _, u := range ch.UIDs {
+			if s.t.contains(u) || slices.Contains(s.pendingExpunge, u) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // sendUpdates writes the selected mailbox's pending changes: FETCH for flag
