@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -225,32 +226,74 @@ func (w *wtx) insertBlob(st *staged) (int64, error) {
 	return id, nil
 }
 
-// messageReader reads a stored body.
+// messageReader reads a stored body: a file, or an inline body copied out
+// of SQLite into a buffer from inlineBufs, which Close gives back. After
+// Close it reads nothing (os.ErrClosed), so a buffer handed to another
+// message is never read through an old reader. It does not embed
+// *bytes.Reader: that would give a file-backed reader a WriteTo method
+// on a nil bytes.Reader, which io.Copy would call.
 type messageReader struct {
-	*bytes.Reader
-	f    *os.File
-	size int64
+	f      *os.File
+	data   bytes.Reader
+	buf    *[]byte // the inline body's pooled buffer, nil for a file
+	size   int64
+	closed bool
+}
+
+// inlineBufs recycles the buffers of inline bodies (a RETR or FETCH of one
+// message after another would otherwise allocate each body twice: once in
+// the driver, once here). Buffers that grew beyond inlineBufMax are left to
+// the garbage collector.
+var inlineBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const inlineBufMax = 256 << 10
+
+// newInlineReader copies an inline body (which the driver owns) into a
+// pooled buffer.
+func newInlineReader(data []byte, size int64) *messageReader {
+	bp := inlineBufs.Get().(*[]byte)
+	*bp = append((*bp)[:0], data...)
+	m := &messageReader{buf: bp, size: size}
+	m.data.Reset(*bp)
+	return m
 }
 
 func (m *messageReader) Read(p []byte) (int, error) {
-	if m.f != nil {
+	switch {
+	case m.closed:
+		return 0, os.ErrClosed
+	case m.f != nil:
 		return m.f.Read(p)
 	}
-	return m.Reader.Read(p)
+	return m.data.Read(p)
 }
 
 func (m *messageReader) ReadAt(p []byte, off int64) (int, error) {
-	if m.f != nil {
+	switch {
+	case m.closed:
+		return 0, os.ErrClosed
+	case m.f != nil:
 		return m.f.ReadAt(p, off)
 	}
-	return m.Reader.ReadAt(p, off)
+	return m.data.ReadAt(p, off)
 }
 
 func (m *messageReader) Size() int64 { return m.size }
 
 func (m *messageReader) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
 	if m.f != nil {
 		return m.f.Close()
+	}
+	if m.buf != nil {
+		m.data.Reset(nil)
+		if cap(*m.buf) <= inlineBufMax {
+			inlineBufs.Put(m.buf)
+		}
+		m.buf = nil
 	}
 	return nil
 }

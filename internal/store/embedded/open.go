@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,11 +26,22 @@ func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox stor
 	if err != nil {
 		return nil, err
 	}
+	rows, err := st.QueryContext(ctx, acct, mbox, uid)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, translate(err)
+		}
+		return nil, store.ErrNotFound
+	}
 	var size int64
 	var file sql.NullString
-	var data []byte
+	var data sql.RawBytes // the driver's memory, valid until rows.Close
 	var noselect bool
-	if err := st.QueryRowContext(ctx, acct, mbox, uid).Scan(&size, &file, &data, &noselect); err != nil {
+	if err := rows.Scan(&size, &file, &data, &noselect); err != nil {
 		return nil, translate(err)
 	}
 	if file.Valid {
@@ -45,8 +55,5 @@ func (s *Store) OpenMessage(ctx context.Context, acct store.AccountID, mbox stor
 		}
 		return &messageReader{f: f, size: size}, nil
 	}
-	if data == nil {
-		data = []byte{}
-	}
-	return &messageReader{Reader: bytes.NewReader(data), size: size}, nil
+	return newInlineReader(data, size), nil
 }
