@@ -38,7 +38,7 @@ func curlRun(t *testing.T, bin string, s *server, okCodes []int, args ...string)
 func TestCurl(t *testing.T) {
 	bin := needClient(t, "curl", "curl")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 	cred := func(user string) string { return user + ":" + password }
 
 	t.Run("IMAP", func(t *testing.T) {

@@ -22,8 +22,10 @@
 //   - fetchmail: POP3 with and without keep, UIDL tracking with keep, and
 //     IMAP (sequence numbers, expunge after each message), into an MDA;
 //     what arrives equals what the server stored, apart from the Received
-//     field fetchmail adds; and IMAP IDLE in daemon mode, where a delivery
-//     must reach fetchmail through the untagged EXISTS.
+//     field fetchmail adds; IMAP IDLE in daemon mode, where a delivery
+//     must reach fetchmail through the untagged EXISTS; and the POP3
+//     after-download policies trash and keep (per account, through
+//     `skrytka user policy`) with mark_seen_on_retr, as IMAP sees them.
 //   - offlineimap3: a sync into a Maildir (SELECT and EXAMINE per folder,
 //     AUTHENTICATE PLAIN without an initial response, ID before login),
 //     then local changes pushed back.

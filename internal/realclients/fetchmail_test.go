@@ -134,7 +134,7 @@ func checkSame(t *testing.T, got map[string][]byte, want map[string]stored) {
 func TestFetchmail(t *testing.T) {
 	bin := needClient(t, "fetchmail", "fetchmail")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 
 	// deliverThree puts three messages into user's INBOX, one of them
 	// large (kept outside SQLite) and all with a line that starts with a
@@ -250,7 +250,7 @@ func TestFetchmail(t *testing.T) {
 func TestFetchmailIdle(t *testing.T) {
 	bin := needClient(t, "fetchmail", "fetchmail")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 	const user = "fetchmail-idle@localhost"
 	s.addUser(t, user)
 	s.deliver(t, user, message("sender@example.org", user, "idle 1", 0))
@@ -317,4 +317,92 @@ func TestFetchmailIdle(t *testing.T) {
 	if got := s.mailbox(t, user, "INBOX"); len(got) != 0 {
 		t.Errorf("server INBOX still has %v", subjects(got))
 	}
+}
+
+// TestFetchmailPOP3Policies downloads with fetchmail from a server whose
+// POP3 after-download policy is "trash", with mark_seen_on_retr, and from
+// an account whose own policy is "keep" (issue 4), and checks what IMAP
+// sees afterwards.
+func TestFetchmailPOP3Policies(t *testing.T) {
+	bin := needClient(t, "fetchmail", "fetchmail")
+	t.Parallel()
+	s := startServer(t, serverConfig{POP3: "after_download = \"trash\"\nmark_seen_on_retr = true"})
+	deliver := func(t *testing.T, user, tag string) map[string]stored {
+		t.Helper()
+		for i := 1; i <= 2; i++ {
+			s.deliver(t, user, message("sender@example.org", user, fmt.Sprintf("%s %d", tag, i), 0))
+		}
+		return s.mailbox(t, user, "INBOX")
+	}
+
+	// fetchmail reads with "TOP n 99999999" instead of RETR whenever it
+	// can, so that servers do not mark messages read (with keep, only
+	// when it tracks UIDLs itself); mark_seen_on_retr counts RETR only,
+	// as Dovecot's POP3 server does, so they stay unseen.
+	t.Run("ClientKeepUsesTOP", func(t *testing.T) {
+		const user = "policy-top@localhost"
+		s.addUser(t, user)
+		want := deliver(t, user, "top")
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.pop3)+" proto POP3 uidl", "  keep")
+		out := f.run(t, true)
+		if !strings.Contains(out, "POP3> TOP 1 ") || strings.Contains(out, "POP3> RETR") {
+			t.Errorf("fetchmail with keep is expected to read with TOP, not RETR")
+		}
+		checkSame(t, f.received(t), want)
+		for subj, m := range s.mailbox(t, user, "INBOX") {
+			if m.hasFlag(imap.FlagSeen) {
+				t.Errorf("%q \\Seen after TOP: %v", subj, m.Flags)
+			}
+		}
+	})
+
+	t.Run("Trash", func(t *testing.T) {
+		const user = "policy-trash@localhost"
+		s.addUser(t, user)
+		want := deliver(t, user, "trash")
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.pop3)+" proto POP3", "")
+		f.run(t, true)
+		checkSame(t, f.received(t), want)
+		if got := s.mailbox(t, user, "INBOX"); len(got) != 0 {
+			t.Errorf("INBOX after DELE with the trash policy: %v", subjects(got))
+		}
+		trash := s.mailbox(t, user, "Trash")
+		if !slices.Equal(subjects(trash), subjects(want)) {
+			t.Fatalf("Trash: %v, want %v", subjects(trash), subjects(want))
+		}
+		for subj, m := range want {
+			if !bytes.Equal(trash[subj].Raw, m.Raw) {
+				t.Errorf("%q changed on its way to Trash", subj)
+			}
+		}
+	})
+
+	t.Run("AccountKeep", func(t *testing.T) {
+		const user = "policy-keep@localhost"
+		s.addUser(t, user)
+		s.setPolicy(t, user, "keep")
+		want := deliver(t, user, "kept")
+		// fetchall makes fetchmail use RETR.
+		f := newFetchmail(t, bin, s, user, "port "+portOf(s.pop3)+" proto POP3", "  fetchall")
+		out := f.run(t, true)
+		if !strings.Contains(out, "POP3> RETR 1") || !strings.Contains(out, "POP3> DELE") {
+			t.Errorf("fetchmail sent no RETR or no DELE")
+		}
+		checkSame(t, f.received(t), want)
+		// IMAP still sees them, read (mark_seen_on_retr); POP3 does not
+		// any more.
+		got := s.mailbox(t, user, "INBOX")
+		if !slices.Equal(subjects(got), subjects(want)) {
+			t.Errorf("INBOX with the keep policy: %v, want %v", subjects(got), subjects(want))
+		}
+		for subj, m := range got {
+			if !m.hasFlag(imap.FlagSeen) {
+				t.Errorf("%q not \\Seen after RETR with mark_seen_on_retr: %v", subj, m.Flags)
+			}
+		}
+		f.run(t, false)
+		if n := len(f.received(t)); n != 2 {
+			t.Errorf("the second download got kept messages again: %d", n)
+		}
+	})
 }

@@ -92,10 +92,14 @@ type server struct {
 	stderr                                    *syncBuffer
 }
 
-// startServer starts skrytka on free loopback ports. extra is appended to
-// the config verbatim. The server is stopped (SIGTERM) when the test ends,
-// and its log is printed if the test failed.
-func startServer(t *testing.T, extra string) *server {
+// serverConfig holds extra config lines, each put under its table.
+type serverConfig struct {
+	POP3 string // under [pop3], e.g. `after_download = "trash"`
+}
+
+// startServer starts skrytka on free loopback ports. The server is stopped
+// (SIGTERM) when the test ends, and its log is printed if the test failed.
+func startServer(t *testing.T, extra serverConfig) *server {
 	t.Helper()
 	dir := t.TempDir()
 	a := testharness.FreeAddrs(t, 9)
@@ -107,7 +111,7 @@ func startServer(t *testing.T, extra string) *server {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir = %q\nhostname = \"localhost\"\ndomains = [\"localhost\"]\n", s.dataDir)
 	fmt.Fprintf(&b, "[imap]\nlisten = %q\ntls_listen = %q\n", s.imap, s.imaps)
-	fmt.Fprintf(&b, "[pop3]\nlisten = %q\ntls_listen = %q\n", s.pop3, s.pop3s)
+	fmt.Fprintf(&b, "[pop3]\nlisten = %q\ntls_listen = %q\n%s\n", s.pop3, s.pop3s, extra.POP3)
 	// The MX never gets mail here; auth_checks off all the same, so that
 	// nothing could ever ask the machine's (non-loopback) resolver.
 	fmt.Fprintf(&b, "[smtp]\nlisten = %q\nauth_checks = false\n", a[4])
@@ -117,7 +121,6 @@ func startServer(t *testing.T, extra string) *server {
 	// on, and stay queued.
 	fmt.Fprintf(&b, "[queue]\nsmarthost = %q\n", a[8])
 	fmt.Fprintf(&b, "[log]\nlevel = \"debug\"\n")
-	b.WriteString(extra)
 	if err := os.WriteFile(s.config, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +190,19 @@ func (s *server) addUser(t *testing.T, addr string) {
 	cmd.Stdin = strings.NewReader(password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("skrytka user add %s: %v\n%s", addr, err, out)
+	}
+}
+
+// setPolicy sets an account's POP3 after-download policy with
+// `skrytka user policy`, through the admin socket.
+func (s *server) setPolicy(t *testing.T, addr, policy string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "user", "policy", addr, policy, "-config", s.config)
+	cmd.Dir = s.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skrytka user policy %s %s: %v\n%s", addr, policy, err, out)
 	}
 }
 

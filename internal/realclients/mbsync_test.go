@@ -22,7 +22,7 @@ import (
 func TestMbsync(t *testing.T) {
 	mbsync := needClient(t, "mbsync", "isync")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 	const user = "mbsync@localhost"
 	s.addUser(t, user)
 

@@ -108,7 +108,7 @@ func subjectsIn(t *testing.T, path string) []string {
 func TestNeomutt(t *testing.T) {
 	needClient(t, "neomutt", "neomutt")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 
 	t.Run("ReadFlagDelete", func(t *testing.T) {
 		const user = "neomutt@localhost"

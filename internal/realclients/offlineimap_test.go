@@ -23,7 +23,7 @@ import (
 func TestOfflineIMAP(t *testing.T) {
 	bin := needClient(t, "offlineimap", "offlineimap3")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 	const user = "offlineimap@localhost"
 	s.addUser(t, user)
 	for i := 1; i <= 3; i++ {

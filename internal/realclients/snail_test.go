@@ -20,7 +20,7 @@ import (
 func TestSNail(t *testing.T) {
 	bin := needClient(t, "s-nail", "s-nail")
 	t.Parallel()
-	s := startServer(t, "")
+	s := startServer(t, serverConfig{})
 
 	// snail runs s-nail with the v15 URL syntax, the server's
 	// certificate as the only trusted one, and commands as -Y lines.
