@@ -390,17 +390,21 @@ fi
 
 # Schema migrations (a new index, say) run when a store is first opened by
 # a newer build and can take minutes on a big store: run them now, so that
-# no round's start-up pays for them. Then fill the text index from its
-# queue (the store does that in the background while a server runs; a
-# migration that adds the index queues every stored message), so that no
-# round measures a server busy indexing what it was handed.
+# no round's start-up pays for them. Then, for the main store, fill the
+# text index from its queue: the store does that in the background once a
+# delivery or a search wakes its indexer (a migration that adds the index
+# queues every stored message), and the workloads must not measure a
+# server busy indexing what it was handed. The bulk store's queue is left
+# as it is: workload 7 only starts the server, logs in and SELECTs, which
+# neither read the text index nor wake the indexer, and indexing a million
+# messages takes about an hour of CPU.
 case " $SERVERS " in *" skrytka "*)
 	for inst in skrytka skrytka-1m; do
 		[ -f "$WORK/$inst/skrytka.toml" ] && [ -d "$WORK/$inst/data" ] || continue
 		t0=$(date +%s)
 		"$WORK/bin/skrytka" migrate -config "$WORK/$inst/skrytka.toml" >/dev/null
 		t1=$(date +%s)
-		"$WORK/bin/skrytka-bulkload" -index-only -dir "$WORK/$inst/data"
+		[ "$inst" = skrytka ] && "$WORK/bin/skrytka-bulkload" -index-only -dir "$WORK/$inst/data"
 		log "$WORK/$inst: skrytka migrate $((t1 - t0)) s, text index filled in $(($(date +%s) - t1)) s"
 	done
 	;;

@@ -95,3 +95,27 @@ func fetchBody(c *imapclient.Client, set imap.NumSet) ([]byte, error) {
 
 // FetchLast returns BODY.PEEK[] of the last message in user's INBOX.
 func (t *Target) FetchLast(user string) ([]byte, error) { return t.fetchLast(user) }
+
+// emptyInbox expunges every message in user's INBOX.
+func (t *Target) emptyInbox(user string) error {
+	c, err := t.imapLogin(user, nil)
+	if err != nil {
+		return err
+	}
+	defer imapClose(c)
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		return fmt.Errorf("SELECT INBOX of %s: %w", user, err)
+	}
+	if sel.NumMessages == 0 {
+		return nil
+	}
+	all := imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}} // 1:*
+	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		return fmt.Errorf("STORE 1:* +FLAGS \\Deleted in %s: %w", user, err)
+	}
+	if _, err := c.Expunge().Collect(); err != nil {
+		return fmt.Errorf("EXPUNGE in %s: %w", user, err)
+	}
+	return nil
+}

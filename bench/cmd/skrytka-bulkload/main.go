@@ -150,9 +150,5 @@ func loadSkrytka(ctx context.Context, dir string, p *bulk.Plan, password string)
 		st.Close()
 		return err
 	}
-	if err := indexText(ctx, st); err != nil {
-		st.Close()
-		return err
-	}
 	return st.Close()
 }
