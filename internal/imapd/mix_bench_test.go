@@ -65,6 +65,7 @@ func TestSessionMix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	settle(t)
 	host, port, _ := strings.Cut(ts.addr, ":")
 	p, _ := strconv.Atoi(port)
 	target := &load.Target{Name: "skrytka", Host: host, IMAP: p, Domain: domain, Password: testPass, UserPrefix: "u"}
