@@ -99,7 +99,24 @@ type serverConfig struct {
 
 // startServer starts skrytka on free loopback ports. The server is stopped
 // (SIGTERM) when the test ends, and its log is printed if the test failed.
+// A port taken by another process between the pick and the bind (other
+// test packages pick from the same range) makes it try again with new
+// ports.
 func startServer(t *testing.T, extra serverConfig) *server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := tryStartServer(t, extra)
+		if err == nil {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("start-up attempt %d: %v", attempt, err)
+	}
+}
+
+func tryStartServer(t *testing.T, extra serverConfig) (*server, error) {
 	t.Helper()
 	dir := t.TempDir()
 	a := testharness.FreeAddrs(t, 9)
@@ -137,6 +154,7 @@ func startServer(t *testing.T, extra serverConfig) *server {
 		cmd.Wait()
 		close(done)
 	}()
+	started := false
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
@@ -145,7 +163,7 @@ func startServer(t *testing.T, extra serverConfig) *server {
 			cmd.Process.Kill()
 			<-done
 		}
-		if t.Failed() {
+		if started && t.Failed() {
 			t.Logf("skrytka log:\n%s", tail(s.stderr.String(), 200))
 		}
 	})
@@ -153,13 +171,14 @@ func startServer(t *testing.T, extra serverConfig) *server {
 	for !strings.Contains(s.stderr.String(), "skrytka started") {
 		select {
 		case <-done:
-			t.Fatalf("skrytka exited during start-up:\n%s", s.stderr)
+			return nil, fmt.Errorf("skrytka exited during start-up:\n%s", s.stderr)
 		case <-deadline:
-			t.Fatalf("skrytka did not start:\n%s", s.stderr)
+			return nil, fmt.Errorf("skrytka did not start:\n%s", s.stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return s
+	started = true
+	return s, nil
 }
 
 // tail returns the last n lines of s.
