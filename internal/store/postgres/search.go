@@ -41,7 +41,7 @@ import (
 //     one or two letters), mailboxes or candidate sets smaller than
 //     minIndexed, and databases without the index: scan.
 //  2. When the bodies table is much larger than the candidate set, a
-//     sample of up to maxSampleRows bodies (TABLESAMPLE SYSTEM; a quarter
+//     sample of up to maxSampleRows bodies (TABLESAMPLE SYSTEM; an eighth
 //     of the candidates at most) estimates how many bodies of the
 //     database match; if that is at least half the candidates: scan.
 //  3. Otherwise the index, with a bound: it stops after k+1 matching
@@ -58,11 +58,14 @@ const (
 	// milliseconds, and the index could cost more for a common word.
 	defaultMinIndexed = 200
 	// maxSampleRows is the largest sample that estimates a needle's
-	// frequency in the database; a sample is at most a quarter of the
-	// candidates (each sampled body costs as much as a scanned one).
+	// frequency in the database; a sample is at most an eighth of the
+	// candidates (each sampled body costs as much as a scanned one). It
+	// is meant to catch words common in the database (a few percent of
+	// the bodies and more), whose trigram bitmap would be large; rarer
+	// ones are left to the limit.
 	maxSampleRows = 500
 	// minSamplePages is the smallest number of pages a sample reads.
-	minSamplePages = 16
+	minSamplePages = 8
 )
 
 // searchPlan forces one way of running SearchText (tests and benchmarks).
@@ -201,7 +204,7 @@ func (s *Store) searchIndexed(ctx context.Context, mbox store.MailboxID, cand []
 	if sample {
 		// SYSTEM picks whole pages: at least minSamplePages of them, so
 		// that a sample is rarely empty.
-		pct := min(100, max(100*float64(min(maxSampleRows, k/4))/est.rows, 100*minSamplePages/float64(max(est.pages, 1))))
+		pct := min(100, max(100*float64(min(maxSampleRows, k/8))/est.rows, 100*minSamplePages/float64(max(est.pages, 1))))
 		var seen, hit int64
 		err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+cond+`)
 			FROM bodies b TABLESAMPLE SYSTEM ($1)`, pct, pattern).Scan(&seen, &hit)
