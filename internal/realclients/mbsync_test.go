@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -97,7 +98,10 @@ SyncState *
 	sync := func(step string) {
 		t.Helper()
 		t.Logf("mbsync: %s", step)
-		runClient(t, home, []string{"HOME=" + home}, nil, mbsync, "-V", "-c", rc, "-a")
+		out := runClient(t, home, []string{"HOME=" + home}, nil, mbsync, "-V", "-c", rc, "-a")
+		if !strings.Contains(out, "Connection is now encrypted") {
+			t.Errorf("mbsync did not use TLS")
+		}
 	}
 
 	// 1. First pull: every folder and message arrives, byte for byte
@@ -227,9 +231,15 @@ SyncState *
 		t.Errorf("Work/Projects still has %v locally after the server's expunge", subjects(got))
 	}
 
-	// 4. Nothing changed: another sync moves nothing.
+	// 4. Nothing changed: another sync, this time over implicit TLS,
+	// moves nothing.
 	before := s.mailbox(t, user, "INBOX")
-	sync("no-op")
+	cfg = strings.Replace(cfg, "Port "+portOf(s.imap), "Port "+portOf(s.imaps), 1)
+	cfg = strings.Replace(cfg, "SSLType STARTTLS", "SSLType IMAPS", 1)
+	if err := os.WriteFile(rc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sync("no-op over IMAPS")
 	after := s.mailbox(t, user, "INBOX")
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("a sync without changes changed the server's INBOX:\n%v\n%v", subjects(before), subjects(after))

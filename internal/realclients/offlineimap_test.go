@@ -66,15 +66,16 @@ remoteport = %s
 remoteuser = %s
 remotepass = %s
 ssl = no
-starttls = no
 auth_mechanisms = PLAIN
 `, home, mail, portOf(s.imap), user, password)
-	if err := os.WriteFile(rc, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sync := func(step string) string {
+	// tls is the rest of the remote repository: plaintext on loopback,
+	// or STARTTLS trusting the server's generated certificate.
+	sync := func(step, tls string) string {
 		t.Helper()
 		t.Logf("offlineimap: %s", step)
+		if err := os.WriteFile(rc, []byte(cfg+tls), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		out := runClient(t, home, []string{"HOME=" + home}, nil, bin, "-c", rc, "-o", "-u", "basic", "-d", "imap")
 		if strings.Contains(out, "ERROR") {
 			t.Fatalf("offlineimap reported an error")
@@ -83,7 +84,7 @@ auth_mechanisms = PLAIN
 	}
 
 	// 1. First sync: folders and messages arrive with their flags.
-	out := sync("first sync")
+	out := sync("first sync", "starttls = no\n")
 	// What the client sent, in order: ID and AUTHENTICATE PLAIN
 	// without an initial response, then the credentials after "+".
 	sent := regexp.MustCompile(`writer > b'([A-Z]+[0-9]+ )?([^\\']*)`).FindAllStringSubmatch(out, -1)
@@ -130,7 +131,10 @@ auth_mechanisms = PLAIN
 	localFolder := message(user, user, "oi büro", 0)
 	writeMaildirMsg(t, filepath.Join(mail, "Büro"), "1800000001.R4.realclients", string(lf([]byte(localFolder))))
 	s.deliver(t, user, message("sender@example.org", user, "oi 4", 0))
-	out = sync("push local changes")
+	out = sync("push local changes", "starttls = yes\nsslcacertfile = "+s.caFile()+"\n")
+	if !strings.Contains(out, "STARTTLS") {
+		t.Errorf("offlineimap did not use STARTTLS")
+	}
 	if !strings.Contains(out, "CREATE B&APw-ro") {
 		t.Errorf("offlineimap did not CREATE the new folder in modified UTF-7")
 	}
