@@ -114,6 +114,16 @@ CREATE TABLE maildrop_leases (
 `,
 	// 2: the internal date keeps its zone offset (IMAP INTERNALDATE shows it).
 	`ALTER TABLE messages ADD COLUMN date_offset integer NOT NULL DEFAULT 0;`,
+	// 3: the search text of new bodies is compressed with lz4, which
+	// SearchText (and delivery) reads back (and writes) faster than
+	// pglz. Servers older than 14 (syntax error) or built without lz4
+	// keep pglz. Existing values are left as they are.
+	`DO $$
+BEGIN
+	EXECUTE 'ALTER TABLE bodies ALTER COLUMN header_text SET COMPRESSION lz4, ALTER COLUMN body_text SET COMPRESSION lz4';
+EXCEPTION WHEN syntax_error OR feature_not_supported THEN
+	NULL;
+END $$;`,
 }
 
 // migrateLockKey is the advisory lock key that serialises migrations of

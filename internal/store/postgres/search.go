@@ -152,19 +152,7 @@ func (s *Store) SearchText(ctx context.Context, acct store.AccountID, mbox store
 // database (a hash join it otherwise picks when the mailbox is a large
 // share of a small database), nor use the trigram indexes.
 func (s *Store) searchScan(ctx context.Context, mbox store.MailboxID, cand []int64, scope store.TextScope, folded string) ([]store.UID, error) {
-	var cond string
-	switch scope {
-	case store.TextHeader:
-		cond = `strpos(b.header_text, $3) > 0`
-	case store.TextBody:
-		cond = `strpos(b.body_text, $3) > 0`
-	default:
-		cond = `(strpos(b.header_text, $3) > 0 OR strpos(b.body_text, $3) > 0)`
-	}
-	rows, err := s.pool.Query(ctx, `SELECT m.uid FROM messages m
-		WHERE m.mailbox_id = $1 AND ($2::bigint[] IS NULL OR m.uid = ANY($2))
-		AND (SELECT `+cond+` FROM bodies b WHERE b.id = m.body_id) ORDER BY m.uid`,
-		mbox, cand, folded)
+	rows, err := s.pool.Query(ctx, scanQuery(scope), mbox, cand, folded)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -178,6 +166,23 @@ func (s *Store) searchScan(ctx context.Context, mbox store.MailboxID, cand []int
 		out = append(out, store.UID(uid))
 	}
 	return out, translate(rows.Err())
+}
+
+// scanQuery is searchScan's query: the UIDs of the messages of mailbox $1
+// (among candidates $2, NULL: all) whose text contains $3.
+func scanQuery(scope store.TextScope) string {
+	var cond string
+	switch scope {
+	case store.TextHeader:
+		cond = `strpos(b.header_text, $3) > 0`
+	case store.TextBody:
+		cond = `strpos(b.body_text, $3) > 0`
+	default:
+		cond = `(strpos(b.header_text, $3) > 0 OR strpos(b.body_text, $3) > 0)`
+	}
+	return `SELECT m.uid FROM messages m
+		WHERE m.mailbox_id = $1 AND ($2::bigint[] IS NULL OR m.uid = ANY($2))
+		AND (SELECT ` + cond + ` FROM bodies b WHERE b.id = m.body_id) ORDER BY m.uid`
 }
 
 // likeCond is the index-usable text test for scope on b, with the LIKE

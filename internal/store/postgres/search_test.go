@@ -344,22 +344,33 @@ func TestSearchPlanChoice(t *testing.T) {
 		{store.TextBody, "the", "Bitmap Index Scan on " + bodyTrgmIndex},
 		{store.TextAll, "quarterly", "Bitmap Index Scan on " + headerTrgmIndex},
 	} {
-		plan := explain(t, s, indexedQuery(c.scope), smallIn.ID, likePattern(c.needle), int64(301), nil)
+		plan := explain(t, s, indexedSetup, indexedQuery(c.scope), smallIn.ID, likePattern(c.needle), int64(301), nil)
 		if !strings.Contains(plan, c.index) || strings.Contains(plan, "Seq Scan on bodies") {
 			t.Errorf("plan of %q (scope %d):\n%s", c.needle, c.scope, plan)
 		}
 		t.Logf("plan of %q (scope %d):\n%s", c.needle, c.scope, plan)
 	}
+	// The scan (needles without a trigram) goes through the mailbox's
+	// messages and reads each one's body by its key: never all bodies,
+	// never the trigram index.
+	plan := explain(t, s, "", scanQuery(store.TextAll), smallIn.ID, nil, "e")
+	if !strings.Contains(plan, "bodies_pkey") || strings.Contains(plan, "Seq Scan on bodies") ||
+		strings.Contains(plan, "trgm") || !strings.Contains(plan, "mailbox_id = ") {
+		t.Errorf("plan of the scan:\n%s", plan)
+	}
+	t.Logf("plan of the scan:\n%s", plan)
 }
 
-// explain runs EXPLAIN ANALYZE of q with indexedSetup in effect.
-func explain(t *testing.T, s *Store, q string, args ...any) string {
+// explain runs EXPLAIN ANALYZE of q after setup ("": none).
+func explain(t *testing.T, s *Store, setup, q string, args ...any) string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, indexedSetup); err != nil {
-			return err
+		if setup != "" {
+			if _, err := tx.Exec(ctx, setup); err != nil {
+				return err
+			}
 		}
 		rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+q, args...)
 		if err != nil {
@@ -480,4 +491,36 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestTextCompression checks migration 3: where the server supports lz4,
+// the search text columns use it.
+func TestTextCompression(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SET LOCAL default_toast_compression = lz4`)
+		return err
+	})
+	if err != nil {
+		t.Skipf("server without lz4: %v", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT attname, attcompression::text FROM pg_attribute
+		WHERE attrelid = 'bodies'::regclass AND attname IN ('header_text', 'body_text')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var name, c string
+		if err := rows.Scan(&name, &c); err != nil {
+			t.Fatal(err)
+		}
+		if n++; c != "l" {
+			t.Errorf("%s compression %q, want lz4", name, c)
+		}
+	}
+	if rows.Err() != nil || n != 2 {
+		t.Errorf("columns: %d %v", n, rows.Err())
+	}
 }
