@@ -274,7 +274,13 @@ func (s *Store) indexBatch(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// indexAll runs indexBatch until the queue is empty (tests, benchmarks).
+// IndexText moves every text still queued into the index now, instead of
+// waiting for the background indexer: for a bulk load followed by
+// searches (benchmarks, tests). Searches are exact either way; only
+// their speed depends on it. It is not part of store.Store.
+func (s *Store) IndexText(ctx context.Context) error { return s.indexAll(ctx) }
+
+// indexAll runs indexBatch until the queue is empty.
 func (s *Store) indexAll(ctx context.Context) error {
 	for {
 		n, err := s.indexBatch(ctx)
