@@ -18,7 +18,8 @@
 //     name) with a local Maildir: the first pull, local changes pushed
 //     (a new message, a flag change, a deletion, a new folder), server
 //     changes pulled (an LMTP delivery, a flag set by another session, an
-//     expunge), over STARTTLS with the generated certificate.
+//     expunge), arrival dates both ways (INTERNALDATE and file mtime),
+//     over STARTTLS and implicit TLS with the generated certificate.
 //   - fetchmail: POP3 with and without keep, UIDL tracking with keep, and
 //     IMAP (sequence numbers, expunge after each message), into an MDA;
 //     what arrives equals what the server stored, apart from the Received

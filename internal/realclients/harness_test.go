@@ -309,8 +309,9 @@ func runRaw(t *testing.T, lc *testharness.LineConn, cmd string) []string {
 // stored is one message as the server has it.
 type stored struct {
 	UID   imap.UID
-	Flags []string // sorted, without \Recent
-	Raw   []byte   // BODY.PEEK[]
+	Flags []string  // sorted, without \Recent
+	Raw   []byte    // BODY.PEEK[]
+	Date  time.Time // INTERNALDATE
 }
 
 // Subject returns the message's Subject header (unfolded, undecoded).
@@ -343,14 +344,14 @@ func (s *server) mailbox(t *testing.T, user, name string) map[string]stored {
 	all := imap.SeqSet{}
 	all.AddRange(1, 0) // 1:*
 	msgs, err := c.Fetch(all, &imap.FetchOptions{
-		UID: true, Flags: true,
+		UID: true, Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	}).Collect()
 	if err != nil {
 		t.Fatalf("FETCH in %q: %v", name, err)
 	}
 	for _, m := range msgs {
-		st := stored{UID: m.UID}
+		st := stored{UID: m.UID, Date: m.InternalDate}
 		for _, f := range m.Flags {
 			if strings.EqualFold(string(f), `\Recent`) {
 				continue // depends on which session looked first

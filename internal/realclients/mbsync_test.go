@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -88,6 +89,7 @@ Create Both
 Remove Both
 Expunge Both
 SyncState *
+CopyArrivalDate yes
 `, portOf(s.imap), user, password, s.caFile(), mail, mail)
 	if err := os.MkdirAll(mail, 0o700); err != nil {
 		t.Fatal(err)
@@ -131,6 +133,16 @@ SyncState *
 			}
 		}
 	}
+	// CopyArrivalDate: the file's mtime is the server's INTERNALDATE.
+	for subj, sm := range s.mailbox(t, user, "INBOX") {
+		fi, err := os.Stat(readMaildir(t, filepath.Join(mail, "INBOX"))[subj].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(sm.Date) {
+			t.Errorf("%q: local mtime %v, server INTERNALDATE %v", subj, fi.ModTime().UTC(), sm.Date.UTC())
+		}
+	}
 	if f := readMaildir(t, filepath.Join(mail, "Work", "Projects"))["projects 1"].Flags; f != "F" {
 		t.Errorf("projects 1: local flags %q, want F", f)
 	}
@@ -154,6 +166,11 @@ SyncState *
 	}
 	localNew := message(user, user, "local new", 0)
 	writeMaildirMsg(t, filepath.Join(mail, "INBOX"), "1800000000.R1.realclients", string(lf([]byte(localNew))))
+	// Its arrival date, which mbsync sends as APPEND's date-time.
+	arrival := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(mail, "INBOX", "new", "1800000000.R1.realclients"), arrival, arrival); err != nil {
+		t.Fatal(err)
+	}
 	setMaildirFlags(t, inbox["inbox 1"], "FS")
 	if err := os.Remove(inbox["inbox 2"].Path); err != nil {
 		t.Fatal(err)
@@ -168,6 +185,9 @@ SyncState *
 	}
 	if m := srvInbox["inbox 1"]; !m.hasFlag(imap.FlagSeen) || !m.hasFlag(imap.FlagFlagged) {
 		t.Errorf("inbox 1 on the server: flags %v, want \\Flagged \\Seen", m.Flags)
+	}
+	if d := srvInbox["local new"].Date; !d.Equal(arrival) {
+		t.Errorf("local new on the server: INTERNALDATE %v, want %v", d.UTC(), arrival)
 	}
 	if got := withoutHeader(srvInbox["local new"].Raw, "X-TUID"); !bytes.Equal(got, []byte(localNew)) {
 		t.Errorf("local new on the server:\n%q\nwant\n%q", head(got), head([]byte(localNew)))
