@@ -40,6 +40,9 @@
 //     (CHANGEDSINCE, VANISHED (EARLIER)) after another session's changes.
 //   - s-nail in batch mode: IMAP read (\Seen), copy and delete; POP3
 //     read and DELE; sending through submission.
+//   - mixed devices on one mailbox: mbsync (a laptop), curl over IMAP
+//     (a phone reading) and s-nail over POP3 (a desktop deleting) each
+//     see the others' changes.
 //
 // A client binary that is not installed makes its test skip, naming it,
 // unless SKRYTKA_REQUIRE_CLIENTS=1 is set (as .ci/run does), which turns the

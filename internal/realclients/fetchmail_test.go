@@ -312,8 +312,12 @@ func TestFetchmailIdle(t *testing.T) {
 		t.Errorf("received %v", got)
 	}
 	// fetchmail marks the message deleted and expunges it after the MDA
-	// returns; then it goes back to IDLE.
+	// returns; then it goes back to IDLE. An APPEND by another IMAP
+	// session wakes it too.
 	waitFor("the expunge and the next IDLE", func() bool { return idles() >= 2 })
+	s.appendMsg(t, user, "INBOX", message(user, user, "idle 3", 0))
+	waitFor("the message appended during IDLE", func() bool { return len(f.received(t)) == 3 })
+	waitFor("the expunge and the next IDLE", func() bool { return idles() >= 3 })
 	if got := s.mailbox(t, user, "INBOX"); len(got) != 0 {
 		t.Errorf("server INBOX still has %v", subjects(got))
 	}

@@ -62,49 +62,9 @@ func TestMbsync(t *testing.T) {
 	runRaw(t, lc, fmt.Sprintf("APPEND %q (\\Answered) {%d+}\r\n%s", trouble, len(troubleMsg), troubleMsg))
 	lc.Close()
 
-	home := t.TempDir()
-	mail := filepath.Join(home, "mail")
-	rc := filepath.Join(home, "mbsyncrc")
-	cfg := fmt.Sprintf(`IMAPAccount skrytka
-Host localhost
-Port %s
-User %s
-Pass %s
-SSLType STARTTLS
-CertificateFile %s
-
-IMAPStore remote
-Account skrytka
-
-MaildirStore local
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel all
-Far :remote:
-Near :local:
-Patterns *
-Create Both
-Remove Both
-Expunge Both
-SyncState *
-CopyArrivalDate yes
-`, portOf(s.imap), user, password, s.caFile(), mail, mail)
-	if err := os.MkdirAll(mail, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(rc, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sync := func(step string) {
-		t.Helper()
-		t.Logf("mbsync: %s", step)
-		out := runClient(t, home, []string{"HOME=" + home}, nil, mbsync, "-V", "-c", rc, "-a")
-		if !strings.Contains(out, "Connection is now encrypted") {
-			t.Errorf("mbsync did not use TLS")
-		}
-	}
+	m := newMbsync(t, mbsync, s, user)
+	mail := m.mail
+	sync := func(step string) { t.Helper(); m.sync(t, step) }
 
 	// 1. First pull: every folder and message arrives, byte for byte
 	// (Maildir uses LF line ends), with flags as file name suffixes.
@@ -254,11 +214,7 @@ CopyArrivalDate yes
 	// 4. Nothing changed: another sync, this time over implicit TLS,
 	// moves nothing.
 	before := s.mailbox(t, user, "INBOX")
-	cfg = strings.Replace(cfg, "Port "+portOf(s.imap), "Port "+portOf(s.imaps), 1)
-	cfg = strings.Replace(cfg, "SSLType STARTTLS", "SSLType IMAPS", 1)
-	if err := os.WriteFile(rc, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	m.implicitTLS = true
 	sync("no-op over IMAPS")
 	after := s.mailbox(t, user, "INBOX")
 	if fmt.Sprint(before) != fmt.Sprint(after) {
@@ -300,4 +256,69 @@ func head(b []byte) []byte {
 		return b[:600]
 	}
 	return b
+}
+
+// mbsyncRun is one account's mbsync set-up: a Maildir under home/mail
+// with every folder of the server in one channel (Create, Remove and
+// Expunge both ways, arrival dates copied), over STARTTLS or implicit TLS
+// trusting the server's generated certificate.
+type mbsyncRun struct {
+	bin, home, mail, rc string
+	s                   *server
+	user                string
+	implicitTLS         bool // use the IMAPS port
+}
+
+func newMbsync(t *testing.T, bin string, s *server, user string) *mbsyncRun {
+	t.Helper()
+	home := t.TempDir()
+	m := &mbsyncRun{bin: bin, home: home, mail: filepath.Join(home, "mail"), rc: filepath.Join(home, "mbsyncrc"), s: s, user: user}
+	if err := os.MkdirAll(m.mail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sync runs `mbsync -a` once and returns its output.
+func (m *mbsyncRun) sync(t *testing.T, step string) string {
+	t.Helper()
+	port, tlsType := portOf(m.s.imap), "STARTTLS"
+	if m.implicitTLS {
+		port, tlsType = portOf(m.s.imaps), "IMAPS"
+	}
+	cfg := fmt.Sprintf(`IMAPAccount skrytka
+Host localhost
+Port %s
+User %s
+Pass %s
+SSLType %s
+CertificateFile %s
+
+IMAPStore remote
+Account skrytka
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel all
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Remove Both
+Expunge Both
+SyncState *
+CopyArrivalDate yes
+`, port, m.user, password, tlsType, m.s.caFile(), m.mail, m.mail)
+	if err := os.WriteFile(m.rc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("mbsync: %s", step)
+	out := runClient(t, m.home, []string{"HOME=" + m.home}, nil, m.bin, "-V", "-c", m.rc, "-a")
+	if !strings.Contains(out, "Connection is now encrypted") {
+		t.Errorf("mbsync did not use TLS")
+	}
+	return out
 }
