@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -298,6 +299,9 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 			}
 		}
 	}
+	if !needParsed && !setSeen && req.changedSince == 0 && req.bodiesOnly() {
+		return c.fetchBodies(uids, req)
+	}
 	st := c.srv.opts.Store
 	batch := fetchBatch
 	if !needParsed && !setSeen {
@@ -361,7 +365,7 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 			if seq == 0 {
 				continue
 			}
-			if err := c.fetchOne(seq, m, req, seenNow[m.UID]); err != nil {
+			if err := c.fetchOne(seq, m, req, seenNow[m.UID], nil); err != nil {
 				return err
 			}
 		}
@@ -369,9 +373,64 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 	return nil
 }
 
-// fetchOne writes one "* n FETCH (...)" response.
-func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChanged bool) error {
+// bodiesOnly reports whether the request asks for nothing but UID and
+// whole-message sections (BODY.PEEK[], RFC822 ...): what a client
+// downloading messages sends.
+func (r *fetchReq) bodiesOnly() bool {
+	for _, it := range r.items {
+		switch {
+		case it.kind == fUID:
+		case it.kind == fSection && len(it.sec.part) == 0 && it.sec.spec == "":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// fetchBodies answers a FETCH of whole bodies (bodiesOnly, no \Seen to
+// set) without reading message metadata: opening each message is the
+// only store call, and one expunged meanwhile gets no response, as in
+// fetch.
+func (c *conn) fetchBodies(uids store.UIDSet, req *fetchReq) error {
 	s := c.sel
+	st := c.srv.opts.Store
+	var err error
+	s.t.each(uids, func(u store.UID) bool {
+		seq := s.t.seq(u)
+		if seq == 0 {
+			return true
+		}
+		mr, oerr := st.OpenMessage(c.ctx, c.acct.ID, s.mbox.ID, u)
+		switch {
+		case errors.Is(oerr, store.ErrNotFound):
+			return true
+		case oerr != nil:
+			mr = nil // bodySource tries again, logs and answers NIL
+		}
+		m := store.Message{Mailbox: s.mbox.ID, UID: u}
+		if mr != nil {
+			m.Size = mr.Size()
+		}
+		err = c.fetchOne(seq, &m, req, false, mr)
+		return err == nil
+	})
+	return err
+}
+
+// fetchOne writes one "* n FETCH (...)" response. mr, if not nil, is the
+// message already opened; fetchOne closes it.
+func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChanged bool, mr store.MessageReader) error {
+	s := c.sel
+	var body *bodySource
+	if mr != nil {
+		body = &bodySource{c: c, m: m, mr: mr}
+	}
+	defer func() {
+		if body != nil {
+			body.close()
+		}
+	}()
 	for i := range req.items {
 		if k := req.items[i].kind; k == fBinary || k == fBinarySize {
 			if err := checkBinary(m, &req.items[i]); err != nil {
@@ -389,12 +448,6 @@ func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChange
 		}
 		first = false
 	}
-	var body *bodySource
-	defer func() {
-		if body != nil {
-			body.close()
-		}
-	}()
 	flagsSent := false
 	for i := range req.items {
 		it := &req.items[i]

@@ -153,3 +153,26 @@ func TestOwnChangesNotReadBack(t *testing.T) {
 		t.Fatalf("other session: %q", ub)
 	}
 }
+
+// TestFetchBodiesOfExpunged: a whole-body FETCH (answered without reading
+// metadata) skips a message another session expunged meanwhile, sends no
+// EXPUNGE during the FETCH, and streams the others byte for byte.
+func TestFetchBodiesOfExpunged(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendMsg(t, "INBOX", "Subject: one\r\n\r\none\r\n", storeFlags())
+	ts.appendMsg(t, "INBOX", "Subject: two\r\n\r\ntwo\r\n", storeFlags())
+	a := ts.login(t)
+	b := ts.login(t)
+	a.ok("a1 SELECT INBOX")
+	b.ok("b1 SELECT INBOX")
+	b.ok(`b2 STORE 1 +FLAGS.SILENT (\Deleted)`)
+	b.ok("b3 EXPUNGE")
+	u := a.ok("a2 FETCH 1:2 (UID BODY.PEEK[])")
+	want := "* 2 FETCH (UID 2 BODY[] {21}\r\nSubject: two\r\n\r\ntwo\r\n)"
+	if len(u) != 1 || u[0] != want {
+		t.Fatalf("FETCH:\n got %q\nwant %q", u, want)
+	}
+	if u := a.ok("a3 NOOP"); !hasLine(u, "* 1 EXPUNGE") {
+		t.Fatalf("NOOP: %q", u)
+	}
+}
