@@ -286,4 +286,9 @@ func (a *Authenticator) log(ctx context.Context, remote, user, result string, wa
 	a.Logger.Log(ctx, level, "auth", "remote", remote, "user", user, "result", result, "wait", wait)
 }
 
-var dummyHash, _ = HashPassword("skrytka-dummy-password")
+// dummyHash is checked for unknown accounts so that they cost as much as
+// known ones. Only its parameters matter (no password matches it), so it is
+// a constant with our parameters rather than a hash made at start-up, which
+// would run argon2id in every process start and CLI command.
+var dummyHash = fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemKiB, argonTime, argonThreads,
+	"c2tyeXRrYS1kdW1teS1zYWx0", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
