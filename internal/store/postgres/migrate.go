@@ -124,6 +124,12 @@ BEGIN
 EXCEPTION WHEN syntax_error OR feature_not_supported THEN
 	NULL;
 END $$;`,
+	// 4: the messages of a body in one mailbox in one index probe:
+	// SearchText joins the bodies the text index found with the
+	// mailbox's messages one body at a time, and with body_id alone the
+	// planner may AND it with a bitmap of the whole mailbox per body.
+	`CREATE INDEX messages_body_mailbox ON messages (body_id, mailbox_id);
+DROP INDEX messages_body;`,
 }
 
 // migrateLockKey is the advisory lock key that serialises migrations of

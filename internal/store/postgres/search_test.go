@@ -345,7 +345,11 @@ func TestSearchPlanChoice(t *testing.T) {
 		{store.TextAll, "quarterly", "Bitmap Index Scan on " + headerTrgmIndex},
 	} {
 		plan := explain(t, s, indexedSetup, indexedQuery(c.scope), smallIn.ID, likePattern(c.needle), int64(301), nil)
-		if !strings.Contains(plan, c.index) || strings.Contains(plan, "Seq Scan on bodies") {
+		// messages are not analyzed: the join must not AND a bitmap of
+		// the whole mailbox per body found (it probes the (body, mailbox)
+		// index, or hashes the mailbox's messages once).
+		if !strings.Contains(plan, c.index) || strings.Contains(plan, "Seq Scan on bodies") || strings.Contains(plan, "BitmapAnd") ||
+			strings.HasPrefix(c.needle, "rare") && !strings.Contains(plan, "Index Scan using messages_body_mailbox") {
 			t.Errorf("plan of %q (scope %d):\n%s", c.needle, c.scope, plan)
 		}
 		t.Logf("plan of %q (scope %d):\n%s", c.needle, c.scope, plan)
