@@ -95,6 +95,16 @@ func BenchmarkSearchText(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("indexed the rest in %v", time.Since(t0).Round(time.Millisecond))
+	if os.Getenv("SKRYTKA_BENCH_OPTIMIZE") != "" {
+		t0 = time.Now()
+		if _, err := s.wdb.Exec(`INSERT INTO textidx(textidx) VALUES('optimize')`); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("optimized the index in %v", time.Since(t0).Round(time.Millisecond))
+	}
+	var segs int
+	s.rdb.QueryRow(`SELECT count(*) FROM textidx_idx WHERE term = ''`).Scan(&segs)
+	b.Logf("index segments: %d", segs)
 	var rare, common, from int
 	for i := 0; i < n; i++ {
 		m := gen.Meta(i)
