@@ -31,6 +31,11 @@
 //     lost, every local subscriber gets a ChangeOverflow (feed.go).
 //   - The POP3 maildrop lock is a lease row with an expiry on the
 //     database clock, refreshed by the holding node (lease.go).
+//   - SearchText answers from GIN trigram indexes (pg_trgm) on the folded
+//     text of the bodies when the extension could be created, choosing
+//     per search between them and reading the mailbox's messages
+//     (search.go); without the extension it reads the messages, as
+//     before (textindex.go). Both give the same answer.
 //   - Durability: synchronous_commit is forced on for every session, so a
 //     write returned nil only after PostgreSQL made its commit durable.
 //   - Driver errors never leave the package: connection failures, timeouts
