@@ -14,37 +14,39 @@ import (
 // the mailbox, its UIDs as ranges shared read-only with the caller, and
 // its keywords. Other stores are asked Mailbox, SelectState and Keywords.
 type mailboxSelecter interface {
-	SelectMailbox(ctx context.Context, acct store.AccountID, name string) (store.Mailbox, store.UIDSet, []string, error)
+	// unseen is the first UID without \Seen, 0 if none.
+	SelectMailbox(ctx context.Context, acct store.AccountID, name string) (mb store.Mailbox, runs store.UIDSet, keywords []string, unseen store.UID, err error)
 }
 
-// selectState reads what SELECT needs of the mailbox name.
-func (c *conn) selectState(name string) (store.Mailbox, *tracker, []string, error) {
+// selectState reads what SELECT needs of the mailbox name. unseen is the
+// first UID without \Seen if the store told it, else 0.
+func (c *conn) selectState(name string) (mb store.Mailbox, t *tracker, keywords []string, unseen store.UID, err error) {
 	st := c.srv.opts.Store
 	if ms, ok := st.(mailboxSelecter); ok {
-		mb, runs, keywords, err := ms.SelectMailbox(c.ctx, c.acct.ID, name)
+		mb, runs, keywords, unseen, err := ms.SelectMailbox(c.ctx, c.acct.ID, name)
 		if err != nil {
-			return store.Mailbox{}, nil, nil, err
+			return store.Mailbox{}, nil, nil, 0, err
 		}
-		return mb, newSharedTracker(runs), keywords, nil
+		return mb, newSharedTracker(runs), keywords, unseen, nil
 	}
-	mb, err := st.Mailbox(c.ctx, c.acct.ID, name)
+	mb, err = st.Mailbox(c.ctx, c.acct.ID, name)
 	if err != nil {
-		return store.Mailbox{}, nil, nil, err
+		return store.Mailbox{}, nil, nil, 0, err
 	}
 	if mb.NoSelect {
-		return store.Mailbox{}, nil, nil, store.ErrNoSelect
+		return store.Mailbox{}, nil, nil, 0, store.ErrNoSelect
 	}
 	mb, uids, err := st.SelectState(c.ctx, c.acct.ID, mb.ID)
 	if err != nil {
-		return store.Mailbox{}, nil, nil, err
+		return store.Mailbox{}, nil, nil, 0, err
 	}
 	// RFC 9051 §7.3.5: FLAGS lists the flags defined in the mailbox, which
 	// includes the keywords in use, so clients learn its tags.
-	keywords, err := st.Keywords(c.ctx, c.acct.ID, mb.ID)
+	keywords, err = st.Keywords(c.ctx, c.acct.ID, mb.ID)
 	if err != nil {
-		return store.Mailbox{}, nil, nil, err
+		return store.Mailbox{}, nil, nil, 0, err
 	}
-	return mb, newTracker(uids), keywords, nil
+	return mb, newTracker(uids), keywords, 0, nil
 }
 
 // sendFlags sends FLAGS and PERMANENTFLAGS with the keywords the session
@@ -143,7 +145,7 @@ func cmdSelect(c *conn, cmd *command) error {
 		c.condstore = true
 	}
 	st := c.srv.opts.Store
-	mb, t, keywords, err := c.selectState(name)
+	mb, t, keywords, unseen, err := c.selectState(name)
 	if err != nil {
 		return err
 	}
@@ -176,7 +178,11 @@ func cmdSelect(c *conn, cmd *command) error {
 	if !c.rev2 {
 		c.sendNum("* ", uint64(s.recentCount()), " RECENT")
 		if mb.Unseen > 0 {
-			if seq := c.firstUnseen(s); seq > 0 {
+			seq := s.t.seq(unseen)
+			if unseen == 0 {
+				seq = c.firstUnseen(s)
+			}
+			if seq > 0 {
 				c.sendNum("* OK [UNSEEN ", uint64(seq), "] first unseen")
 			}
 		}

@@ -51,14 +51,16 @@ func (s *Store) SelectState(ctx context.Context, acct store.AccountID, mbox stor
 // Keywords returns them. The ranges are shared with the message cache
 // and with every other caller: they must not be modified (appending to
 // them copies, as their capacity equals their length).
-func (s *Store) SelectMailbox(ctx context.Context, acct store.AccountID, name string) (store.Mailbox, store.UIDSet, []string, error) {
+//
+// unseen is the UID of the first message without \Seen (0 if none), for
+// RFC 3501's UNSEEN response code.
+func (s *Store) SelectMailbox(ctx context.Context, acct store.AccountID, name string) (m store.Mailbox, runs store.UIDSet, keywords []string, unseen store.UID, err error) {
 	n, err := store.CanonicalMailboxName(name)
 	if err != nil {
-		return store.Mailbox{}, nil, nil, store.ErrNotFound
+		return store.Mailbox{}, nil, nil, 0, store.ErrNotFound
 	}
-	var m store.Mailbox
 	var snap *boxSnap
-	keywords := []string{}
+	keywords = []string{}
 	err = s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		m, snap, err = s.snapshotTx(ctx, tx, mailboxByNameQuery, acct, n)
@@ -84,10 +86,18 @@ func (s *Store) SelectMailbox(ctx context.Context, acct store.AccountID, name st
 		return rows.Err()
 	})
 	if err != nil {
-		return store.Mailbox{}, nil, nil, err
+		return store.Mailbox{}, nil, nil, 0, err
 	}
 	s.publish(m, snap)
-	return m, snap.runs, keywords, nil
+	if m.Unseen > 0 {
+		for i := range snap.recs {
+			if snap.recs[i].sys&store.FlagSeen == 0 {
+				unseen = snap.recs[i].uid
+				break
+			}
+		}
+	}
+	return m, snap.runs, keywords, unseen, nil
 }
 
 // keywordsQuery lists a mailbox's keywords in the order of Keywords.
