@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/skrytka/skrytka/internal/store"
 
@@ -57,6 +58,9 @@ type Options struct {
 	// driver is the database/sql driver name; "" is "sqlite" (modernc).
 	// Tests set it to compare drivers.
 	driver string
+	// indexStartDelay replaces the pause before the text indexer starts
+	// on its own after Open (tests; 0: indexStartDelay).
+	indexStartDelay time.Duration
 	// syncFile replaces (*os.File).Sync for staged bodies (fault
 	// injection in tests).
 	syncFile func(*os.File) error
@@ -177,6 +181,19 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded: recover: %w", err)
 	}
 	go s.writer()
+	// Texts queued before this start (an earlier run stopped with a
+	// backlog, or migration 4) are indexed in the background, after a
+	// pause so that the burst of reconnecting clients at start-up does
+	// not compete with it. A write or a search starts it sooner.
+	delay := opts.indexStartDelay
+	if delay == 0 {
+		delay = indexStartDelay
+	}
+	time.AfterFunc(delay, func() {
+		if !s.isClosed() {
+			s.kickIndexer()
+		}
+	})
 	return s, nil
 }
 

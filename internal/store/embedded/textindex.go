@@ -150,17 +150,23 @@ func cleanText(b []byte) bool {
 
 // Indexer tuning. When no other write request ran for indexQuiet, the
 // indexer takes full batches; while other writes keep coming it takes a
-// small batch at most once per indexBusyEvery, so that it uses about 2%
+// small batch at most once per indexBusyEvery, so that it uses about 5%
 // of the writer's time under sustained delivery (measured: FTS5 costs
-// about 1.5 ms of CPU per 4 KB text here).
+// about 1.5 ms of CPU per 4 KB text here). At that pace the index keeps
+// up with a sustained 25 messages/s or so; above it the queue grows and
+// searches, still exact, scan the queued part until a quieter moment.
 const (
 	indexBatchDocs  = 64        // at most this many texts per transaction
 	indexBatchBytes = 256 << 10 // and about this much text
 	indexBusyDocs   = 8         // per transaction while other writes run
 	indexBusyBytes  = 32 << 10
 	indexQuiet      = 100 * time.Millisecond
-	indexBusyEvery  = time.Second
+	indexBusyEvery  = 250 * time.Millisecond
 )
+
+// indexStartDelay is how long after Open the indexer starts on its own
+// (Options.indexStartDelay overrides it in tests).
+const indexStartDelay = 5 * time.Second
 
 // indexers holds the indexer goroutine of each open Store (started by
 // the first write that may queue text, see kickIndexer).

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skrytka/skrytka/internal/mailparse"
 	"github.com/skrytka/skrytka/internal/store"
@@ -346,4 +347,42 @@ func TestTextIndexMigration(t *testing.T) {
 	}
 	checkSearches(t, s, a.ID, inbox.ID, raws, "migrated, indexed")
 	checkIndexConsistent(t, s)
+}
+
+// TestIndexerStartsAfterOpen: texts still queued when a store is closed
+// are indexed after the next Open without any write or search to start it.
+func TestIndexerStartsAfterOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{driver: testDriver, indexStartDelay: time.Hour})
+	a, _ := s.CreateAccount(ctx, "later@example.org", "x")
+	inbox, _ := s.Mailbox(ctx, a.ID, store.InboxName)
+	appendRaw(t, s, a.ID, inbox.ID, indexMessages...)
+	// Close before the indexer, kicked by the append, can take a batch
+	// (it waits for a quiet writer first).
+	s.Close()
+	s = openTest(t, dir, Options{driver: testDriver, indexStartDelay: time.Hour})
+	var queued int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM textq`).Scan(&queued); err != nil || queued == 0 {
+		s.Close()
+		t.Skipf("nothing left queued to test with (%d, %v)", queued, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.rdb.QueryRow(`SELECT count(*) FROM textq`).Scan(&queued)
+	if queued == 0 {
+		t.Fatal("the indexer ran before its start delay")
+	}
+	s.Close()
+	s = openTest(t, dir, Options{driver: testDriver, indexStartDelay: 10 * time.Millisecond})
+	defer s.Close()
+	for i := 0; ; i++ {
+		s.rdb.QueryRow(`SELECT count(*) FROM textq`).Scan(&queued)
+		if queued == 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("%d texts still queued 20 s after Open", queued)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
