@@ -90,6 +90,7 @@ func RunBackend(t *testing.T, b Backend) {
 		{"Quota", testQuota},
 		{"SearchText", testSearchText},
 		{"SearchTextDecoded", testSearchTextDecoded},
+		{"SearchTextMany", testSearchTextMany},
 		{"Isolation", testIsolation},
 		{"DeleteAccount", testDeleteAccount},
 		{"Crash", testCrash},
