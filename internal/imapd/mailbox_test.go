@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -217,5 +218,30 @@ func TestRenameInbox(t *testing.T) {
 	_, tagged = rc.cmd("f RENAME Sent Trash")
 	if !strings.HasPrefix(tagged, "f NO [ALREADYEXISTS]") {
 		t.Fatalf("%q", tagged)
+	}
+}
+
+// TestRawUTF8NameWithoutEnable: a rev1 session (no ENABLE) that sends a
+// raw UTF-8 name with "&" escaped as "&-" (go-imap's client does) means
+// "&"; a bare "&" in such a name is kept as it is.
+func TestRawUTF8NameWithoutEnable(t *testing.T) {
+	ts := newTestServer(t)
+	rc := ts.login(t)
+	rc.ok("a CREATE \"Work/Ärger &- Co\"")
+	rc.ok("b CREATE \"Büro & Co\"")
+	u := rc.ok("c LIST \"\" \"*\"")
+	for _, want := range []string{`"Work/&AMQ-rger &- Co"`, `"B&APw-ro &- Co"`} {
+		found := false
+		for _, l := range u {
+			if strings.HasSuffix(l, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("LIST has no %s: %q", want, u)
+		}
+	}
+	if _, err := ts.st.Mailbox(context.Background(), ts.acct.ID, "Work/Ärger & Co"); err != nil {
+		t.Errorf("stored name: %v", err)
 	}
 }

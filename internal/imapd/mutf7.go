@@ -50,10 +50,19 @@ func encodeMUTF7(s string) string {
 }
 
 // decodeMUTF7 decodes a modified UTF-7 name into UTF-8.
-func decodeMUTF7(s string) (string, error) {
+func decodeMUTF7(s string) (string, error) { return decodeMUTF7Mixed(s, false) }
+
+// decodeMUTF7Mixed decodes modified UTF-7; with raw8bit, bytes of 0x80 and
+// above (raw UTF-8, which some rev1 clients send) are kept as they are
+// while "&-" and "&...-" are still decoded.
+func decodeMUTF7Mixed(s string, raw8bit bool) (string, error) {
 	var sb strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if raw8bit && c >= 0x80 {
+			sb.WriteByte(c)
+			continue
+		}
 		if c < 0x20 || c > 0x7e {
 			return "", errBadUTF7
 		}
@@ -100,10 +109,19 @@ func (c *conn) decodeMailbox(raw string) (string, error) {
 	if !utf8.ValidString(raw) {
 		return "", no("CANNOT", "mailbox name is not valid UTF-8")
 	}
-	if !c.utf8 && isASCII(raw) {
-		var err error
-		if name, err = decodeMUTF7(raw); err != nil {
-			return "", no("CANNOT", "mailbox name is not valid modified UTF-7")
+	if !c.utf8 {
+		if isASCII(raw) {
+			var err error
+			if name, err = decodeMUTF7(raw); err != nil {
+				return "", no("CANNOT", "mailbox name is not valid modified UTF-7")
+			}
+		} else if dec, err := decodeMUTF7Mixed(raw, true); err == nil {
+			// Raw UTF-8 from a client that did not enable it, with "&"
+			// escaped as modified UTF-7 requires (go-imap's client sends
+			// "Ärger &- Co" for "Ärger & Co"): decode the escapes. A name
+			// that is not valid that way (a bare "&") is taken as plain
+			// UTF-8.
+			name = dec
 		}
 	}
 	for _, r := range name {
