@@ -19,10 +19,23 @@ const messagesPage = 1024
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 // readTx runs fn in a read transaction: one consistent snapshot.
+//
+// A transaction holds a reader connection while fn may need another one
+// (preparing a statement the first time, see rstmt). If every connection
+// were held by such a transaction, all would wait for each other for
+// ever (seen: 32 logins at once on a fresh process). So at most
+// opts.Readers transactions run at once, and the pool has one connection
+// more: some connection is always held by work that waits for nothing.
 func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
+	select {
+	case s.txSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.txSlots }()
 	tx, err := s.rdb.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err)

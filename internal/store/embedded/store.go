@@ -84,6 +84,7 @@ type Store struct {
 	wstmts   map[string]*sql.Stmt // prepared on wdb; used by the writer only
 	wpending map[string]struct{}  // queries to prepare after the batch
 	rstmts   sync.Map             // query -> *sql.Stmt prepared on rdb
+	txSlots  chan struct{}        // read transactions running (readTx)
 	cache    msgCache             // per-mailbox message metadata (cache.go)
 
 	lockf *os.File // flock on dir/lock, held while open
@@ -157,8 +158,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		lockf.Close()
 		return nil, fmt.Errorf("embedded: open database: %w", err)
 	}
-	rdb.SetMaxOpenConns(opts.Readers)
-	rdb.SetMaxIdleConns(opts.Readers)
+	// One connection more than transactions may hold (see readTx).
+	rdb.SetMaxOpenConns(opts.Readers + 1)
+	rdb.SetMaxIdleConns(opts.Readers + 1)
 	s := &Store{
 		dir:      dir,
 		opts:     opts,
@@ -173,6 +175,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		lockf:    lockf,
 		wstmts:   make(map[string]*sql.Stmt),
 		wpending: make(map[string]struct{}),
+		txSlots:  make(chan struct{}, opts.Readers),
 	}
 	if err := s.recover(ctx); err != nil {
 		rdb.Close()
