@@ -325,7 +325,12 @@ start_skrytka() { # [instance]; sets PID, T0, TARGET
 		if wait_port 127.0.0.1 "$p" 20; then any=1; break; fi
 	done
 	[ $any = 1 ] || { tail -20 "$d/serve.log" >&2; exit 1; }
-	sleep 0.2
+	# The other listeners start within milliseconds of the first: wait
+	# for each briefly (no fixed sleep: workload 7 measures from T0, and a
+	# sleep here delayed its first greeting by 200 ms).
+	for p in $S_IMAP $S_POP3 $S_SMTP $S_LMTP; do
+		wait_port 127.0.0.1 "$p" 1 || true
+	done
 	TARGET=(-name skrytka -pids "$PID")
 	for pair in imap:$S_IMAP pop3:$S_POP3 smtp:$S_SMTP lmtp:$S_LMTP; do
 		if port_open "${pair#*:}"; then
