@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/skrytka/skrytka/internal/testharness"
 )
 
 // fetchmailRun is one user's fetchmail set-up: an rc file and an MDA
@@ -262,7 +264,7 @@ func TestFetchmailIdle(t *testing.T) {
 		"--pidfile", filepath.Join(f.home, "fetchmail.pid"))
 	cmd.Dir = f.home
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TZ=UTC", "HOME=" + f.home, "FETCHMAILHOME=" + f.home}
-	var out syncBuffer
+	var out testharness.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {

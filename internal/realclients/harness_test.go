@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,20 +27,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "skrytka-realclients-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary, err = testharness.BuildBinary(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testharness.MainWithBinary(m, &binary))
 }
 
 // clientTimeout bounds every run of a client binary.
@@ -65,31 +51,13 @@ func needClient(t *testing.T, name, pkg string) string {
 	return path
 }
 
-// syncBuffer collects a subprocess's output safely.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a running `skrytka serve` with its own ports and data_dir.
 type server struct {
 	dir, dataDir, config string
 	// Listener addresses ("127.0.0.1:port").
 	imap, imaps, pop3, pop3s, lmtp, sub, subs string
 	port                                      map[string]string // address → port only
-	stderr                                    *syncBuffer
+	stderr                                    *testharness.SyncBuffer
 }
 
 // serverConfig holds extra config lines, each put under its table.
@@ -123,7 +91,7 @@ func tryStartServer(t *testing.T, extra serverConfig) (*server, error) {
 	s := &server{
 		dir: dir, dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "skrytka.toml"),
 		imap: a[0], imaps: a[1], pop3: a[2], pop3s: a[3], lmtp: a[5], sub: a[6], subs: a[7],
-		stderr: &syncBuffer{},
+		stderr: &testharness.SyncBuffer{},
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir = %q\nhostname = \"localhost\"\ndomains = [\"localhost\"]\n", s.dataDir)
@@ -431,7 +399,7 @@ func runClientInput(t *testing.T, dir string, env []string, stdin string, okCode
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TZ=UTC"}, env...)
 	cmd.Stdin = strings.NewReader(stdin)
-	var out syncBuffer
+	var out testharness.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// A client that leaves a child holding the output open must not
 	// keep the test waiting past its timeout.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +20,7 @@ import (
 // skrytkaNode is one `skrytka serve` process.
 type skrytkaNode struct {
 	cmd                   *exec.Cmd
-	stderr                *syncBuffer
+	stderr                *testharness.SyncBuffer
 	exited                chan struct{} // closed once cmd.Wait returned (Wait is called exactly once)
 	waitErr               error
 	cfg                   string
@@ -79,7 +77,7 @@ dsn = %q
 
 func (n *skrytkaNode) start(t *testing.T, bin string) {
 	t.Helper()
-	n.stderr = &syncBuffer{}
+	n.stderr = &testharness.SyncBuffer{}
 	n.cmd = exec.Command(bin, "serve", "-config", n.cfg)
 	n.cmd.Stderr = n.stderr
 	if err := n.cmd.Start(); err != nil {
@@ -318,23 +316,4 @@ func TestBinaryTwoNodes(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	t.Logf("A's POP3 lock released %v after SIGKILL (lease %v)", time.Since(killed).Round(time.Second), DefaultLeaseTTL)
-}
-
-// syncBuffer is a bytes.Buffer safe for the child's stderr copier and the
-// test reading it at the same time.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
