@@ -37,30 +37,34 @@ func NewHub(queue int) *Hub {
 }
 
 type hubSub struct {
-	hub  *Hub
-	acct AccountID
-	ch   chan Change
-	once sync.Once
+	hub    *Hub
+	acct   AccountID
+	ch     chan Change
+	closed bool // guarded by hub.mu; ch is closed exactly once
 }
 
 func (s *hubSub) C() <-chan Change { return s.ch }
 
 // Close unsubscribes and closes C. It is safe to call more than once.
+//
+// Everything here is guarded by the hub's mutex alone. (A sync.Once per
+// subscriber, taken inside and outside that mutex, deadlocked a session
+// closing its subscription while the store closed the hub.)
 func (s *hubSub) Close() {
-	s.once.Do(func() {
-		h := s.hub
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if m := h.subs[s.acct]; m != nil {
-			if _, ok := m[s]; ok {
-				delete(m, s)
-				if len(m) == 0 {
-					delete(h.subs, s.acct)
-				}
-				close(s.ch)
-			}
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if m := h.subs[s.acct]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.acct)
 		}
-	})
+	}
+	close(s.ch)
 }
 
 // Subscribe registers a subscriber for acct's changes from now on. After
@@ -128,8 +132,10 @@ func (h *Hub) Close() {
 	h.closed = true
 	for acct, m := range h.subs {
 		for s := range m {
-			close(s.ch)
-			s.once.Do(func() {})
+			if !s.closed {
+				s.closed = true
+				close(s.ch)
+			}
 		}
 		delete(h.subs, acct)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"testing"
+	"sync"
 	"time"
 )
 
@@ -103,4 +104,62 @@ func TestHubClose(t *testing.T) {
 		t.Errorf("Subscribe after Close: %v", err)
 	}
 	h.Publish(Change{Account: 1})
+}
+
+// TestHubCloseRacesSubscriberClose: sessions closing their subscriptions
+// while the store closes the hub (a server shutting down) must neither
+// deadlock nor close a channel twice. Run with -race.
+func TestHubCloseRacesSubscriberClose(t *testing.T) {
+	for round := 0; round < 200; round++ {
+		h := NewHub(0)
+		var subs []Subscription
+		for i := 0; i < 8; i++ {
+			s, err := h.Subscribe(AccountID(i % 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, s)
+		}
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, s := range subs {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Close(); s.Close() }()
+		}
+		go func() { h.Close(); wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Hub.Close and Subscription.Close deadlocked", round)
+		}
+		for _, s := range subs {
+			if _, ok := <-s.C(); ok {
+				t.Fatal("subscription still open")
+			}
+		}
+	}
+}
+
+// TestHubCloseWhileSubscriberCloses forces the interleaving that once
+// deadlocked: the hub's Close is waiting for the hub's mutex first, and a
+// subscriber's Close is waiting for it too, already inside its own close.
+func TestHubCloseWhileSubscriberCloses(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		h := NewHub(0)
+		s, _ := h.Subscribe(1)
+		h.mu.Lock()
+		hubDone, subDone := make(chan struct{}), make(chan struct{})
+		go func() { h.Close(); close(hubDone) }()
+		time.Sleep(2 * time.Millisecond)
+		go func() { s.Close(); close(subDone) }()
+		time.Sleep(2 * time.Millisecond)
+		h.mu.Unlock()
+		for _, c := range []chan struct{}{hubDone, subDone} {
+			select {
+			case <-c:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: deadlock between Hub.Close and Subscription.Close", round)
+			}
+		}
+	}
 }
