@@ -1,8 +1,8 @@
 package store
 
 import (
-	"testing"
 	"sync"
+	"testing"
 	"time"
 )
 
