@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/skrytka/skrytka/internal/store"
 )
@@ -11,11 +12,15 @@ func (s *Store) Keywords(ctx context.Context, acct store.AccountID, mbox store.M
 	if _, err := s.MailboxByID(ctx, acct, mbox); err != nil {
 		return nil, err
 	}
-	st, err := s.rstmt(ctx, `SELECT name FROM keywords WHERE mailbox_id = ? ORDER BY lname`)
+	st, err := s.rstmt(ctx, keywordsQuery)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, mbox)
+	return scanKeywords(st.QueryContext(ctx, mbox))
+}
+
+// scanKeywords reads the rows of keywordsQuery (never nil on success).
+func scanKeywords(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, translate(err)
 	}

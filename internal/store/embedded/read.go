@@ -73,7 +73,6 @@ func (s *Store) SelectMailbox(ctx context.Context, acct store.AccountID, name st
 		return store.Mailbox{}, nil, nil, 0, store.ErrNotFound
 	}
 	var snap *boxSnap
-	keywords = []string{}
 	err = s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		m, snap, err = s.snapshotTx(ctx, tx, mailboxByNameQuery, acct, n)
@@ -84,19 +83,8 @@ func (s *Store) SelectMailbox(ctx context.Context, acct store.AccountID, name st
 		if err != nil {
 			return err
 		}
-		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, m.ID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				return err
-			}
-			keywords = append(keywords, k)
-		}
-		return rows.Err()
+		keywords, err = scanKeywords(tx.StmtContext(ctx, st).QueryContext(ctx, m.ID))
+		return err
 	})
 	if err != nil {
 		return store.Mailbox{}, nil, nil, 0, err
