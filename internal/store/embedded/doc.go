@@ -28,6 +28,15 @@
 //     their mailbox.
 //   - Counters (Messages, Unseen, Deleted, Size, UsedBytes) are kept by SQL
 //     triggers on the messages table.
+//   - Search text (texts: case-folded header and body text, written at
+//     delivery) is in exactly one of two places for every committed
+//     message: queued (textq, filled by triggers in the delivering
+//     transaction) or indexed (textidx, an FTS5 trigram table filled from
+//     the queue by a background indexer, see textindex.go). SearchText
+//     reads both in one snapshot, so it is exact at any indexer progress.
+//   - At most Readers read transactions run at once and the reader pool has
+//     one connection more (see readTx), so a transaction that needs a
+//     second connection always gets one.
 //   - A body file is referenced by the database only after it was fsynced
 //     with its directory; see blobs.go for why a crash never leaves an
 //     orphan or loses a committed body.
