@@ -328,9 +328,13 @@ func TestBadInputPOP3(t *testing.T) {
 	}
 	t.Run("too many bad commands", func(t *testing.T) {
 		lc := dial(t, "auth")
+		// One write: the server may close after the tenth bad command,
+		// and a later separate write would then fail with EPIPE.
+		var sb strings.Builder
 		for i := 0; i < 30; i++ {
-			lc.Send("XYZZY %d", i)
+			fmt.Fprintf(&sb, "XYZZY %d\r\n", i)
 		}
+		lc.Write(sb.String())
 		lc.ExpectClosed()
 	})
 	t.Run("STLS with pipelined plaintext", func(t *testing.T) {
@@ -467,9 +471,11 @@ func TestBadInputSMTP(t *testing.T) {
 	}
 	t.Run("too many errors", func(t *testing.T) {
 		lc := smtpDial(s.SMTPAddr, "EHLO")(t, "mail")
+		var sb strings.Builder // one write, as above
 		for i := 0; i < 30; i++ {
-			lc.Send("RCPT TO:<nobody%d@localhost>", i)
+			fmt.Fprintf(&sb, "RCPT TO:<nobody%d@localhost>\r\n", i)
 		}
+		lc.Write(sb.String())
 		lines := lc.ExpectUntil("421 ")
 		if len(lines) > 20 {
 			t.Errorf("421 only after %d replies", len(lines))
