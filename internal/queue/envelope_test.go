@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skrytka/skrytka/internal/store"
 )
 
 // FuzzEnvelope: whatever addresses reach the queue, the envelope block
@@ -18,7 +20,8 @@ func FuzzEnvelope(f *testing.F) {
 		if to2 != "" {
 			to = append(to, to2)
 		}
-		env := envelope{From: from, To: to, Arrival: time.Unix(1e9, 0), Attempts: attempts, Next: time.Unix(2e9, 0)}
+		env := envelope{From: from, To: to, Arrival: time.Unix(1e9, 0), Attempts: attempts, Next: time.Unix(2e9, 0),
+			ID: store.UID(uint32(attempts))}
 		block := env.marshal()
 		got, off, err := parseEnvelope(strings.NewReader(block + "Subject: x\r\n\r\nbody"))
 		if clean(to1) == "" && (to2 == "" || clean(to2) == "") {
@@ -30,7 +33,7 @@ func FuzzEnvelope(f *testing.F) {
 		if off != int64(len(block)) {
 			t.Fatalf("offset %d, block %d", off, len(block))
 		}
-		if got.From != clean(from) || got.Attempts != attempts || !got.Next.Equal(env.Next) || !got.Arrival.Equal(env.Arrival) {
+		if got.From != clean(from) || got.Attempts != attempts || got.ID != env.ID || !got.Next.Equal(env.Next) || !got.Arrival.Equal(env.Arrival) {
 			t.Fatalf("round trip: %+v -> %+v", env, got)
 		}
 		if len(got.To) != len(to) {

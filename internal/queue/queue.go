@@ -18,11 +18,23 @@
 //	X-Skrytka-Queue-Attempts: <n>
 //	X-Skrytka-Queue-Next: <unix seconds>   (not before this time)
 //	X-Skrytka-Queue-Warned: 1              (a "delayed" DSN went out)
+//	X-Skrytka-Queue-ID: <n>                (the entry's ID, once replaced)
 //
 // An entry is never changed in place: after an attempt that leaves
 // recipients pending, the updated entry is appended and the old one then
 // expunged. A crash between the two leaves both, and the recipients then
 // get the message twice: the queue delivers at least once, never less.
+//
+// IDs. An entry's ID is the UID of its first message in the queue
+// mailbox; a replacement carries it in X-Skrytka-Queue-ID, so the ID that
+// "queue list" shows stays valid for "queue drop" and "queue retry" across
+// attempts (UIDs are never reused, so IDs are unique). Replacing and
+// dropping hold entryMu, and a replacement is written only while the
+// entry it replaces still exists, so a drop during a delivery attempt is
+// not undone by that attempt's replacement. entryMu is per process: on
+// PostgreSQL with several nodes, a drop on one node while another is
+// attempting the entry can still lose to that attempt's replacement
+// (the entry then stays, and a second drop removes it).
 // A native queue table in each backend can replace this layout later
 // behind the same Queue API.
 //
@@ -69,6 +81,7 @@ const (
 	hdrAttempts = "X-Skrytka-Queue-Attempts"
 	hdrNext     = "X-Skrytka-Queue-Next"
 	hdrWarned   = "X-Skrytka-Queue-Warned"
+	hdrID       = "X-Skrytka-Queue-ID"
 )
 
 // Options configure a Queue.
@@ -103,6 +116,9 @@ type Queue struct {
 	acct   store.AccountID
 	wake   chan struct{}
 	passMu sync.Mutex
+	// entryMu serialises replacing entries with dropping them (see IDs
+	// in the package notes).
+	entryMu sync.Mutex
 }
 
 // Open returns the queue kept in st, creating its system account on first
@@ -146,7 +162,7 @@ func Open(ctx context.Context, st store.Store, sender *outbound.Sender, opts Opt
 
 // Entry is one queued message as List reports it.
 type Entry struct {
-	ID       store.UID // stable until the entry is retried (then it gets a new ID)
+	ID       store.UID // stable over the entry's life (see IDs in the package notes)
 	From     string
 	To       []string // recipients still pending
 	Arrival  time.Time
@@ -217,11 +233,14 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 }
 
-// List returns every entry, oldest first.
+// List returns every entry, oldest first. It holds entryMu so that no
+// entry shows twice, old and replacement, in one list.
 func (q *Queue) List(ctx context.Context) ([]Entry, error) {
+	q.entryMu.Lock()
+	defer q.entryMu.Unlock()
 	var out []Entry
 	err := q.each(ctx, func(uid store.UID, env envelope, _ int64, size int64) error {
-		out = append(out, Entry{ID: uid, From: env.From, To: env.To, Arrival: env.Arrival,
+		out = append(out, Entry{ID: env.id(uid), From: env.From, To: env.To, Arrival: env.Arrival,
 			Attempts: env.Attempts, Next: env.Next, Size: size})
 		return nil
 	})
@@ -230,13 +249,30 @@ func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 
 // Drop removes an entry without delivering it (and without a DSN).
 func (q *Queue) Drop(ctx context.Context, id store.UID) error {
+	q.entryMu.Lock()
+	defer q.entryMu.Unlock()
 	inbox, err := q.st.Mailbox(ctx, q.acct, store.InboxName)
 	if err != nil {
 		return err
 	}
-	gone, err := q.st.Expunge(ctx, q.acct, inbox.ID, store.UIDSetOf(id))
-	if err == nil && len(gone) == 0 {
+	// Normally one message; two after a crash between a replacement's
+	// append and its expunge.
+	var uids []store.UID
+	err = q.each(ctx, func(uid store.UID, env envelope, _, _ int64) error {
+		if env.id(uid) == id {
+			uids = append(uids, uid)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(uids) == 0 {
 		return store.ErrNotFound
+	}
+	gone, err := q.st.Expunge(ctx, q.acct, inbox.ID, store.UIDSetOf(uids...))
+	if err == nil && len(gone) == 0 {
+		return store.ErrNotFound // delivered meanwhile
 	}
 	return err
 }
@@ -245,7 +281,7 @@ func (q *Queue) Drop(ctx context.Context, id store.UID) error {
 func (q *Queue) Retry(ctx context.Context, id store.UID) error {
 	found := false
 	err := q.each(ctx, func(uid store.UID, env envelope, off, size int64) error {
-		if uid != id {
+		if env.id(uid) != id {
 			return nil
 		}
 		found = true
@@ -293,16 +329,23 @@ func (q *Queue) each(ctx context.Context, fn func(uid store.UID, env envelope, o
 }
 
 // replace appends env with the entry's message and then expunges the old
-// entry (see the package notes on crashes in between).
+// entry (see the package notes on crashes in between). An entry dropped
+// meanwhile stays dropped.
 func (q *Queue) replace(ctx context.Context, uid store.UID, env envelope, off, size int64) error {
+	q.entryMu.Lock()
+	defer q.entryMu.Unlock()
 	inbox, err := q.st.Mailbox(ctx, q.acct, store.InboxName)
 	if err != nil {
 		return err
 	}
 	r, err := q.st.OpenMessage(ctx, q.acct, inbox.ID, uid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // dropped (or replaced by another node) meanwhile
+	}
 	if err != nil {
 		return err
 	}
+	env.ID = env.id(uid)
 	err = q.add(ctx, env, io.NewSectionReader(r, off, size), 0)
 	r.Close()
 	if err != nil {
@@ -319,7 +362,16 @@ type envelope struct {
 	Arrival  time.Time
 	Attempts int
 	Next     time.Time
-	Warned   bool // a "delayed" DSN has been sent
+	Warned   bool      // a "delayed" DSN has been sent
+	ID       store.UID // 0: the entry's own UID is its ID
+}
+
+// id is the ID of the entry stored under uid with envelope e.
+func (e envelope) id(uid store.UID) store.UID {
+	if e.ID != 0 {
+		return e.ID
+	}
+	return uid
 }
 
 func (e envelope) marshal() string {
@@ -333,6 +385,9 @@ func (e envelope) marshal() string {
 	b.WriteString(hdrNext + ": " + strconv.FormatInt(e.Next.Unix(), 10) + "\r\n")
 	if e.Warned {
 		b.WriteString(hdrWarned + ": 1\r\n")
+	}
+	if e.ID != 0 {
+		b.WriteString(hdrID + ": " + strconv.FormatUint(uint64(e.ID), 10) + "\r\n")
 	}
 	return b.String()
 }
@@ -372,6 +427,12 @@ func parseEnvelope(r io.Reader) (envelope, int64, error) {
 			}
 		case hdrWarned:
 			env.Warned = value == "1"
+		case hdrID:
+			n, err := strconv.ParseUint(value, 10, 32)
+			if err != nil || n == 0 {
+				return env, 0, fmt.Errorf("bad %s", name)
+			}
+			env.ID = store.UID(n)
 		case hdrAttempts:
 			n, err := strconv.Atoi(value)
 			if err != nil {

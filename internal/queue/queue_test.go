@@ -27,6 +27,8 @@ type remoteMX struct {
 	mode string
 	got  []string
 	port string
+	// mode "hold": RCPT signals entered, waits for release, then 451.
+	entered, release chan struct{}
 }
 
 type mxSession struct{ mx *remoteMX }
@@ -37,6 +39,13 @@ func (s *mxSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (s *mxSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	s.mx.mu.Lock()
 	defer s.mx.mu.Unlock()
+	if s.mx.mode == "hold" {
+		s.mx.mu.Unlock()
+		s.mx.entered <- struct{}{}
+		<-s.mx.release
+		s.mx.mu.Lock()
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"}
+	}
 	switch s.mx.mode {
 	case "temp":
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"}
@@ -264,6 +273,51 @@ func TestRetryAndDrop(t *testing.T) {
 	}
 	if len(f.list()) != 0 {
 		t.Errorf("Drop left %+v", f.list())
+	}
+}
+
+// TestIDStableAndDropDuringAttempt: an entry keeps the ID that List shows
+// across attempts (each attempt replaces its message), and a Drop while
+// an attempt is under way is not undone by that attempt's replacement.
+func TestIDStableAndDropDuringAttempt(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.mx.set("temp")
+	f.enqueue()
+	id := f.list()[0].ID
+	for i := 1; i <= 2; i++ {
+		f.runOnce()
+		f.now = f.now.Add(time.Hour)
+		if l := f.list(); len(l) != 1 || l[0].ID != id || l[0].Attempts != i {
+			t.Fatalf("after attempt %d: %+v, want ID %d", i, l, id)
+		}
+	}
+	if err := f.q.Retry(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if l := f.list(); len(l) != 1 || l[0].ID != id {
+		t.Fatalf("after Retry: %+v, want ID %d", l, id)
+	}
+	// The same survives a restart (the ID is in the stored entry).
+	f.open()
+	if l := f.list(); len(l) != 1 || l[0].ID != id {
+		t.Fatalf("after restart: %+v, want ID %d", l, id)
+	}
+
+	f.mx.entered, f.mx.release = make(chan struct{}), make(chan struct{})
+	f.mx.set("hold")
+	done := make(chan error, 1)
+	go func() { done <- f.q.RunOnce(ctx) }()
+	<-f.mx.entered
+	if err := f.q.Drop(ctx, id); err != nil {
+		t.Fatalf("Drop during an attempt: %v", err)
+	}
+	close(f.mx.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if l := f.list(); len(l) != 0 {
+		t.Fatalf("the attempt brought the dropped entry back: %+v", l)
 	}
 }
 
