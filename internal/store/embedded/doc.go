@@ -32,8 +32,9 @@
 //     delivery) is in exactly one of two places for every committed
 //     message: queued (textq, filled by triggers in the delivering
 //     transaction) or indexed (textidx, an FTS5 trigram table filled from
-//     the queue by a background indexer, see textindex.go). SearchText
-//     reads both in one snapshot, so it is exact at any indexer progress.
+//     the queue by a background indexer, see textindex.go; a text over
+//     256 KiB stays queued for good, marked big). SearchText reads both
+//     in one snapshot, so it is exact at any indexer progress.
 //   - At most Readers read transactions run at once and the reader pool has
 //     one connection more (see readTx), so a transaction that needs a
 //     second connection always gets one.

@@ -269,6 +269,15 @@ END;
 INSERT INTO textq(key)
 	SELECT DISTINCT (b.account_id << 40) | m.blob_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id;
 `,
+
+	// 5: texts too large to index in one short write transaction stay in
+	// the queue for good, marked big, and searches scan them
+	// (textindex.go, indexMaxTextBytes). The partial index lets the
+	// indexer skip them without reading them again.
+	`
+ALTER TABLE textq ADD COLUMN big INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX textq_small ON textq(key) WHERE big = 0;
+`,
 }
 
 // migrationPrep holds Go steps that run inside a migration's transaction

@@ -386,3 +386,59 @@ func TestIndexerStartsAfterOpen(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestTextIndexLargeText: a text over indexMaxTextBytes is never put in
+// the index (the writer would wait for it); it stays queued, marked big,
+// searches still find it exactly, and expunging it clears its row.
+func TestTextIndexLargeText(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{driver: testDriver})
+	defer s.Close()
+	a, _ := s.CreateAccount(ctx, "big@example.org", "x")
+	inbox, _ := s.Mailbox(ctx, a.ID, store.InboxName)
+	line := strings.Repeat("filler words for a long text ", 3) + "\r\n"
+	bigRaw := "From: big@example.org\r\nSubject: digest\r\n\r\n" +
+		strings.Repeat(line, indexMaxTextBytes/len(line)+10) + "needle-at-the-end zebra\r\n"
+	raws := append([]string{bigRaw}, indexMessages...)
+	texts := map[store.UID]folded{}
+	for i, u := range appendRaw(t, s, a.ID, inbox.ID, raws...) {
+		texts[u] = foldRaw(t, raws[i])
+	}
+	if err := s.indexAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var queued, big int
+	s.rdb.QueryRow(`SELECT count(*), coalesce(sum(big), 0) FROM textq`).Scan(&queued, &big)
+	if queued != 1 || big != 1 {
+		t.Fatalf("after indexAll: %d queued, %d marked big; want the large text alone, marked", queued, big)
+	}
+	checkIndexConsistent(t, s)
+	for _, needle := range []string{"needle-at-the-end", "ZEBRA", "filler words", "digest", "quick brown"} {
+		for _, scope := range []store.TextScope{store.TextHeader, store.TextBody, store.TextAll} {
+			got, err := s.SearchText(ctx, a.ID, inbox.ID, nil, scope, needle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := textOracle(texts, scope, needle); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+				t.Errorf("SearchText(scope %d, %q) = %v, want %v", scope, needle, got, want)
+			}
+		}
+	}
+	if got, _ := s.SearchText(ctx, a.ID, inbox.ID, nil, store.TextAll, "zebra"); len(got) != 1 {
+		t.Fatalf("the large text is not found: %v", got)
+	}
+	var bigUID store.UID
+	for u, f := range texts {
+		if strings.Contains(f.body, "zebra") {
+			bigUID = u
+		}
+	}
+	if _, err := s.Expunge(ctx, a.ID, inbox.ID, store.UIDSetOf(bigUID)); err != nil {
+		t.Fatal(err)
+	}
+	s.rdb.QueryRow(`SELECT count(*) FROM textq`).Scan(&queued)
+	if queued != 0 {
+		t.Errorf("%d rows queued after the large text was expunged", queued)
+	}
+	checkIndexConsistent(t, s)
+}
