@@ -129,6 +129,7 @@ type Authenticator struct {
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
+	waiters   map[*waiter]struct{} // attempts waiting in the throttle queue
 	semOnce   sync.Once
 	sem       chan struct{}
 	cacheOnce sync.Once
@@ -159,7 +160,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote, address, passw
 	if wait > 0 {
 		// Don't hold a slot while waiting.
 		a.release()
-		if err = a.sleep(ctx, wait); err == nil {
+		if err = a.wait(ctx, keys, wait); err == nil {
 			err = a.acquire(ctx)
 		}
 		if err != nil {

@@ -330,3 +330,126 @@ func TestParallelLoginsOfOneUserNotSlowed(t *testing.T) {
 		t.Fatalf("parallel correct logins waited %v in total", w)
 	}
 }
+
+// queueClock is a fake clock whose Sleep returns at once for a context
+// marked fast and otherwise blocks until the context ends (a release or
+// a cancel), announcing each blocked sleeper on entered.
+type queueClock struct {
+	fakeClock
+	entered chan struct{}
+}
+
+type fastKey struct{}
+
+func fast(ctx context.Context) context.Context { return context.WithValue(ctx, fastKey{}, true) }
+
+func (c *queueClock) Sleep(ctx context.Context, d time.Duration) error {
+	if ctx.Value(fastKey{}) != nil {
+		return c.fakeClock.Sleep(ctx, d)
+	}
+	c.entered <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func newQueueAuth(t *testing.T) (*auth.Authenticator, *queueClock) {
+	clk := &queueClock{fakeClock: fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, entered: make(chan struct{}, 64)}
+	a := newAuth(t, &clk.fakeClock)
+	a.Sleep = clk.Sleep
+	return a, clk
+}
+
+// TestTypoThenParallelLogins: after one wrong password, a client that
+// opens several connections with the right one queues them behind each
+// other; the first success releases the rest at once instead of leaving
+// them to wait 2, 4, 8 ... seconds (or be refused).
+func TestTypoThenParallelLogins(t *testing.T) {
+	a, clk := newQueueAuth(t)
+	ctx := context.Background()
+	const ip = "192.0.2.10"
+	if _, err := a.Authenticate(fast(ctx), ip, user, "typo"); !errors.Is(err, auth.ErrFailed) {
+		t.Fatal(err)
+	}
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, err := a.Authenticate(cctx, ip, user, password)
+			errs <- err
+		}()
+	}
+	for range n {
+		<-clk.entered // all queued
+	}
+	if _, err := a.Authenticate(fast(ctx), ip, user, password); err != nil {
+		t.Fatalf("the first right login: %v", err)
+	}
+	for i := range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("queued login %d after the success: %v (not released)", i, err)
+		}
+	}
+}
+
+// TestAttackerNotReleasedByRealUser: the real user's login from another
+// address does not release an attacker's queued guess, whose address
+// still holds its failures.
+func TestAttackerNotReleasedByRealUser(t *testing.T) {
+	a, clk := newQueueAuth(t)
+	ctx := context.Background()
+	const attacker = "192.0.2.66"
+	for range 2 {
+		a.Authenticate(fast(ctx), attacker, user, "guess")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Authenticate(cctx, attacker, user, "guess")
+		done <- err
+	}()
+	<-clk.entered
+	if _, err := a.Authenticate(fast(ctx), "198.51.100.7", user, password); err != nil {
+		t.Fatalf("real user: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the attacker's queued guess went ahead after the real user's login: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("attacker's guess: %v, want canceled", err)
+	}
+}
+
+// TestSuccessTakesBackOwnFailuresOnly: a login takes back its address's
+// failures on the same account (a typo) but not those on other accounts.
+func TestSuccessTakesBackOwnFailuresOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		otherFail int
+		wantWait  time.Duration // after one more failure: Delay·2^(n-1)
+	}{{"typo only", 0, time.Second}, {"also guessed at bob", 2, 4 * time.Second}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			a := newAuth(t, clk)
+			ctx := context.Background()
+			const ip = "192.0.2.20"
+			for range tc.otherFail {
+				a.Authenticate(ctx, ip, "bob@example.org", "guess")
+			}
+			a.Authenticate(ctx, ip, user, "typo")
+			if _, err := a.Authenticate(ctx, ip, user, password); err != nil {
+				t.Fatal(err)
+			}
+			a.Authenticate(ctx, ip, "carol@example.org", "x")
+			clk.takeWaits()
+			a.Authenticate(ctx, ip, "dave@example.org", "x")
+			if w := sum(clk.takeWaits()); w != tc.wantWait {
+				t.Fatalf("next attempt from the address waited %v, want %v", w, tc.wantWait)
+			}
+		})
+	}
+}

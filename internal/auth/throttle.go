@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -36,6 +37,17 @@ const (
 // checking the password. A bucket is forgotten Window after its last
 // failure, and a successful login clears its account's bucket, so the
 // real user is never locked out for longer than that.
+//
+// A successful login also takes back, from its address's bucket, the
+// failures that address had on the same account (a typo, then the right
+// password), never those on other accounts: logging in to one's own
+// account does not reset an address that guesses at others. Attempts
+// still waiting in the queue then go ahead at once if none of their
+// buckets holds a failure any more: after a typo, a client that opened
+// several connections with the right password is not kept waiting
+// behind the reservations of its own parallel logins. An attacker's
+// queued guesses gain nothing from the real user's login elsewhere: the
+// attacker's address still holds its failures.
 type Throttle struct {
 	Delay    time.Duration
 	MaxDelay time.Duration
@@ -76,6 +88,23 @@ type bucket struct {
 	lastFail time.Time // time of the latest failure
 	next     time.Time // earliest start of the next attempt
 	inflight int       // attempts admitted and not yet finished
+	// byAcct counts an address bucket's failures per account key, so a
+	// success can take back the ones on its own account. At most
+	// maxFailAccts accounts are tracked; failures on more stay for good
+	// (until the window ends).
+	byAcct map[string]int
+}
+
+// maxFailAccts bounds bucket.byAcct.
+const maxFailAccts = 16
+
+// errReleased ends a queued attempt's wait early (see Throttle).
+var errReleased = errors.New("auth: released from the throttle queue")
+
+// waiter is an attempt waiting in the queue.
+type waiter struct {
+	keys    []string
+	release context.CancelCauseFunc
 }
 
 // DefaultTrusted are the networks exempt from per-address throttling when
@@ -190,9 +219,22 @@ func (a *Authenticator) done(keys []string, now time.Time, o outcome) {
 			b.failures++
 			b.lastFail = now
 			b.next = maxTime(b.next, now.Add(t.delay(b.failures)))
+			if i > 0 && (b.byAcct[keys[0]] > 0 || len(b.byAcct) < maxFailAccts) {
+				if b.byAcct == nil {
+					b.byAcct = make(map[string]int)
+				}
+				b.byAcct[keys[0]]++
+			}
 		case o == succeeded && i == 0: // the account: the real user got in
 			b.failures = 0
 			b.next = time.Time{}
+		case o == succeeded && b.byAcct[keys[0]] > 0: // the address: its failures on this account
+			b.failures -= b.byAcct[keys[0]]
+			delete(b.byAcct, keys[0])
+			b.next = time.Time{}
+			if b.failures > 0 {
+				b.next = b.lastFail.Add(t.delay(b.failures))
+			}
 		default: // drop what this attempt reserved, keep what failures owe
 			b.next = b.lastFail.Add(t.delay(b.failures))
 		}
@@ -200,6 +242,47 @@ func (a *Authenticator) done(keys []string, now time.Time, o outcome) {
 			delete(a.buckets, k)
 		}
 	}
+	if o == succeeded {
+		for w := range a.waiters {
+			if a.unthrottled(w.keys) {
+				w.release(errReleased)
+				delete(a.waiters, w)
+			}
+		}
+	}
+}
+
+// unthrottled reports whether no bucket of keys holds a failure.
+// a.mu is held.
+func (a *Authenticator) unthrottled(keys []string) bool {
+	for _, k := range keys {
+		if b := a.buckets[k]; b != nil && b.failures > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// wait sleeps for an admitted attempt's wait, or less if a success
+// releases it (see Throttle).
+func (a *Authenticator) wait(ctx context.Context, keys []string, d time.Duration) error {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &waiter{keys: keys, release: cancel}
+	a.mu.Lock()
+	if a.waiters == nil {
+		a.waiters = make(map[*waiter]struct{})
+	}
+	a.waiters[w] = struct{}{}
+	a.mu.Unlock()
+	err := a.sleep(wctx, d)
+	a.mu.Lock()
+	delete(a.waiters, w)
+	a.mu.Unlock()
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errReleased) {
+		return nil
+	}
+	return err
 }
 
 func (a *Authenticator) sweep(now time.Time, window time.Duration) {
