@@ -41,10 +41,15 @@ Usage:
   skrytka user add ADDRESS [-password-stdin] [-config FILE]
   skrytka user passwd ADDRESS [-password-stdin] [-config FILE]
   skrytka user del ADDRESS [-config FILE]
-  skrytka user list [-config FILE]       address, bytes used, POP3 after-download policy
+  skrytka user list [-config FILE]       address, bytes used, quota (bytes or none),
+                                         POP3 after-download policy
   skrytka user policy ADDRESS POLICY [-config FILE]
                                          POP3 after-download policy of one account:
                                          expunge, trash, archive, keep or default
+  skrytka user quota ADDRESS SIZE [-config FILE]
+                                         storage limit of one account: bytes with an
+                                         optional K, M, G or T suffix (powers of 1024),
+                                         or none; over it, deliveries and APPEND fail
   skrytka queue list [-config FILE]      outbound messages waiting for delivery
   skrytka queue retry ID [-config FILE]  try an entry again now
   skrytka queue drop ID [-config FILE]   remove an entry without notice to its sender

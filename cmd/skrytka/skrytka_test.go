@@ -515,10 +515,31 @@ func TestUserCommands(t *testing.T) {
 	if out := run("", 0, "user", "list"); !strings.Contains(out, "carol@example.org\t") || !strings.Contains(out, "\ttrash") {
 		t.Fatalf("list after policy: %s", out)
 	}
+	// A storage limit set through the socket is what IMAP QUOTA shows.
+	run("", 0, "user", "quota", "carol@example.org", "2M")
+	run("", 2, "user", "quota", "carol@example.org", "12X")
+	run("", 2, "user", "quota", "nobody@example.org", "1M")
+	if out := run("", 0, "user", "list"); !strings.Contains(out, "carol@example.org\t0\t2097152\ttrash") {
+		t.Fatalf("list after quota: %s", out)
+	}
+	c2.Send("b GETQUOTAROOT INBOX")
+	if l := c2.ExpectUntil("b "); len(l) != 3 || l[1] != `* QUOTA "" (STORAGE 0 2048)` {
+		t.Fatalf("GETQUOTAROOT after user quota: %q", l)
+	}
+	run("", 0, "user", "quota", "carol@example.org", "none")
+	if out := run("", 0, "user", "list"); !strings.Contains(out, "carol@example.org\t0\tnone\ttrash") {
+		t.Fatalf("list after quota none: %s", out)
+	}
 	run("", 0, "user", "del", "carol@example.org")
 	run("", 2, "user", "del", "carol@example.org")
 	srv.signal(t, syscall.SIGTERM)
 	srv.wait(t, 20*time.Second)
+
+	// Without a server, on the store directly.
+	run("", 0, "user", "quota", "bob@example.org", "1g")
+	if out := run("", 0, "user", "list"); !strings.Contains(out, "bob@example.org\t") || !strings.Contains(out, "\t1073741824\t") {
+		t.Fatalf("list after a direct quota: %s", out)
+	}
 
 	run("", 0, "user", "del", "bob@example.org")
 	run("", 2, "user", "del", "bob@example.org")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -18,7 +19,7 @@ import (
 
 func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: want add, passwd, del, list or policy (see \"skrytka help\")")
+		return usagef("user: want add, passwd, del, list, policy or quota (see \"skrytka help\")")
 	}
 	sub := args[0]
 	fs := newFlagSet("user "+sub, stderr)
@@ -36,16 +37,19 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "add", "passwd", "del":
 	case "list":
 		wantArgs = 0
-	case "policy":
+	case "policy", "quota":
 		wantArgs = 2
 	default:
-		return usagef("user: unknown subcommand %q: want add, passwd, del, list or policy", sub)
+		return usagef("user: unknown subcommand %q: want add, passwd, del, list, policy or quota", sub)
 	}
 	if len(pos) != wantArgs {
 		switch wantArgs {
 		case 0:
 			return usagef("user list takes no address")
 		case 2:
+			if sub == "quota" {
+				return usagef("user quota: want ADDRESS and a size (e.g. 500M, 2G) or none")
+			}
 			return usagef("user policy: want ADDRESS and one of expunge, trash, archive, keep, default")
 		}
 		return usagef("user %s: want exactly one ADDRESS", sub)
@@ -53,6 +57,12 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var policy string
 	if sub == "policy" {
 		policy = pos[1]
+	}
+	var quota int64
+	if sub == "quota" {
+		if quota, err = admin.ParseQuota(pos[1]); err != nil {
+			return usagef("user quota: %v", err)
+		}
 	}
 	cfg, err := loadConfig(*file)
 	if err != nil {
@@ -92,11 +102,13 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			users, err = admin.ListUsers(ctx, st)
 		case "policy":
 			err = admin.SetDownloadPolicy(ctx, st, address, policy)
+		case "quota":
+			err = admin.SetQuota(ctx, st, address, quota)
 		}
 	case errors.Is(err, syscall.EWOULDBLOCK):
 		// The embedded store is open in a running server: ask it.
 		var resp admin.Response
-		resp, err = admin.CallSocket(cfg.DataDir, admin.Request{Op: sub, Address: address, Password: password, Policy: policy})
+		resp, err = admin.CallSocket(cfg.DataDir, admin.Request{Op: sub, Address: address, Password: password, Policy: policy, Quota: quota})
 		users = resp.Users
 	default:
 		return err
@@ -121,16 +133,26 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "deleted %s and all its mail\n", address)
 	case "policy":
 		fmt.Fprintf(stdout, "after-download policy of %s: %s\n", address, policy)
+	case "quota":
+		fmt.Fprintf(stdout, "quota of %s: %s\n", address, quotaString(quota))
 	case "list":
 		for _, u := range users {
 			p := u.DownloadPolicy
 			if p == "" {
 				p = "default"
 			}
-			fmt.Fprintf(stdout, "%s\t%d\t%s\n", u.Address, u.UsedBytes, p)
+			fmt.Fprintf(stdout, "%s\t%d\t%s\t%s\n", u.Address, u.UsedBytes, quotaString(u.QuotaBytes), p)
 		}
 	}
 	return nil
+}
+
+// quotaString shows a storage limit in bytes, "none" for no limit.
+func quotaString(n int64) string {
+	if n <= 0 {
+		return "none"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // readPassword reads the password from stdin's first line, or prompts on

@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -149,6 +151,46 @@ func SetDownloadPolicy(ctx context.Context, st store.Store, address, policy stri
 		return fmt.Errorf("%s: %w", address, err)
 	}
 	return st.SetDownloadPolicy(ctx, acct.ID, policy)
+}
+
+// ParseQuota reads a storage limit: a number of bytes with an optional
+// K, M, G or T suffix (powers of 1024), or "none" (or 0) for no limit.
+func ParseQuota(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	if t == "NONE" {
+		return 0, nil
+	}
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("bad quota %q: want bytes with an optional K, M, G or T suffix, or none", s)
+	}
+	return v * mult, nil
+}
+
+// SetQuota sets an account's storage limit in bytes (0: none). It applies
+// to new mail from then on; mail already stored stays.
+func SetQuota(ctx context.Context, st store.Store, address string, bytes int64) error {
+	acct, err := st.Account(ctx, strings.ToLower(strings.TrimSpace(address)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", address, err)
+	}
+	return st.SetQuota(ctx, acct.ID, bytes)
 }
 
 // SystemDomain holds accounts Skrytka makes for itself (the outbound

@@ -192,3 +192,21 @@ func TestSocket(t *testing.T) {
 		t.Fatalf("socket left behind: %v", err)
 	}
 }
+
+func TestParseQuota(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"none", 0, true}, {"NONE", 0, true}, {"0", 0, true}, {"1048576", 1 << 20, true},
+		{"500K", 500 << 10, true}, {"2m", 2 << 20, true}, {" 2G ", 2 << 30, true}, {"1T", 1 << 40, true},
+		{"", 0, false}, {"G", 0, false}, {"-1", 0, false}, {"1.5G", 0, false}, {"12X", 0, false},
+		{"9999999999999T", 0, false}, {"1 G", 0, false},
+	} {
+		got, err := admin.ParseQuota(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseQuota(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}

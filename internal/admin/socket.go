@@ -32,12 +32,13 @@ const (
 
 // Request is one admin operation, sent as one JSON line.
 type Request struct {
-	// Op: "add", "passwd", "del", "list", "policy", or "queue-list",
-	// "queue-retry", "queue-drop".
+	// Op: "add", "passwd", "del", "list", "policy", "quota", or
+	// "queue-list", "queue-retry", "queue-drop".
 	Op       string    `json:"op"`
 	Address  string    `json:"address,omitempty"`
 	Password string    `json:"password,omitempty"`
 	Policy   string    `json:"policy,omitempty"`
+	Quota    int64     `json:"quota,omitempty"` // bytes; 0: no limit
 	QueueID  store.UID `json:"queue_id,omitempty"`
 }
 
@@ -156,6 +157,11 @@ func (s *SocketServer) do(req Request) Response {
 		users, err = ListUsers(ctx, s.Store)
 	case "policy":
 		err = SetDownloadPolicy(ctx, s.Store, req.Address, req.Policy)
+	case "quota":
+		if req.Quota < 0 {
+			return Response{Error: "negative quota", Kind: "bad"}
+		}
+		err = SetQuota(ctx, s.Store, req.Address, req.Quota)
 	default:
 		return Response{Error: fmt.Sprintf("unknown op %q", req.Op), Kind: "bad"}
 	}

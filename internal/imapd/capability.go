@@ -50,6 +50,8 @@ var capabilityList = []struct {
 	{"CONDSTORE", capAlways},          // RFC 7162 §3.1
 	{"QRESYNC", capAlways},            // RFC 7162 §3.2
 	{"MULTIAPPEND", capAlways},        // RFC 3502
+	{"QUOTA", capAlways},              // RFC 9208 (quota.go)
+	{"QUOTA=RES-STORAGE", capAlways},  // RFC 9208 §5.1
 }
 
 // appendCaps appends the space-separated capability list for this

@@ -234,7 +234,7 @@ func (c *conn) list(cmd *command, verb string, patterns []string, o listOpts) er
 			// RFC 5819: STATUS follows its LIST line. A failure for one
 			// mailbox is skipped rather than failing the LIST.
 			if mb, err := st.MailboxByID(c.ctx, c.acct.ID, e.mbox.ID); err == nil {
-				c.sendStatus(mb, o.status)
+				c.sendStatus(mb, o.status) // an error is skipped, as above
 			}
 		}
 	}

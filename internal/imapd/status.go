@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,7 +15,8 @@ func (d *decoder) statusItems() []string {
 	d.list(false, func() {
 		it := strings.ToUpper(d.atom())
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT",
+			"DELETED-STORAGE":
 			items = append(items, it)
 		default:
 			d.fail("unknown STATUS item %s", it)
@@ -24,7 +26,7 @@ func (d *decoder) statusItems() []string {
 }
 
 // cmdStatus: RFC 9051 §6.3.11, STATUS=SIZE (RFC 8438), APPENDLIMIT
-// (RFC 7889), HIGHESTMODSEQ (RFC 7162).
+// (RFC 7889), HIGHESTMODSEQ (RFC 7162), DELETED-STORAGE (RFC 9208).
 func cmdStatus(c *conn, cmd *command) error {
 	d := cmd.d
 	d.sp()
@@ -44,11 +46,20 @@ func cmdStatus(c *conn, cmd *command) error {
 	if mb.NoSelect {
 		return no("NONEXISTENT", "mailbox cannot hold messages")
 	}
-	c.sendStatus(mb, items)
+	if err := c.sendStatus(mb, items); err != nil {
+		return err
+	}
 	return c.ok(cmd, "", "STATUS completed")
 }
 
-func (c *conn) sendStatus(mb store.Mailbox, items []string) {
+func (c *conn) sendStatus(mb store.Mailbox, items []string) error {
+	var delStorage int64
+	if slices.Contains(items, "DELETED-STORAGE") {
+		var err error
+		if delStorage, err = c.deletedStorage(mb); err != nil {
+			return err
+		}
+	}
 	b := append(c.out[:0], "* STATUS "...)
 	b = imapwire.AppendAString(b, c.wireName(mb.Name), c.utf8)
 	b = append(b, " ("...)
@@ -78,12 +89,15 @@ func (c *conn) sendStatus(mb store.Mailbox, items []string) {
 			n = c.srv.opts.AppendLimit
 		case "RECENT":
 			n = int64(c.countRecent(mb))
+		case "DELETED-STORAGE":
+			n = delStorage
 		}
 		b = strconv.AppendInt(b, n, 10)
 	}
 	b = append(b, ')')
 	c.out = b
 	c.send(b)
+	return nil
 }
 
 // countRecent counts messages not yet claimed as \Recent by any session.
