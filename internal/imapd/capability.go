@@ -52,6 +52,7 @@ var capabilityList = []struct {
 	{"MULTIAPPEND", capAlways},        // RFC 3502
 	{"QUOTA", capAlways},              // RFC 9208 (quota.go)
 	{"QUOTA=RES-STORAGE", capAlways},  // RFC 9208 §5.1
+	{"PREVIEW", capAlways},            // RFC 8970 (fetch.go)
 }
 
 // appendCaps appends the space-separated capability list for this

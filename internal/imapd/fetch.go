@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/skrytka/skrytka/internal/imapwire"
 	"github.com/skrytka/skrytka/internal/store"
 )
 
@@ -22,6 +23,7 @@ const (
 	fBinary        // BINARY[...] / BINARY.PEEK[...]
 	fBinarySize
 	fModSeq
+	fPreview // PREVIEW (RFC 8970)
 )
 
 // section is a BODY[section] specifier (RFC 9051 §6.4.5).
@@ -156,6 +158,19 @@ func (d *decoder) fetchAtt(macros bool) []fetchItem {
 		return one(fBodyStructure)
 	case "MODSEQ":
 		return one(fModSeq)
+	case "PREVIEW":
+		// RFC 8970 §5: an optional modifier list. LAZY lets a server
+		// answer NIL for a preview it has not made yet; ours is made at
+		// delivery, so it is always sent.
+		if d.ahead(" (") {
+			d.sp()
+			d.list(false, func() {
+				if m := strings.ToUpper(d.atom()); d.err == nil && m != "LAZY" {
+					d.fail("unknown PREVIEW modifier %s", m)
+				}
+			})
+		}
+		return one(fPreview)
 	case "RFC822":
 		return []fetchItem{{kind: fSection, label: "RFC822"}}
 	case "RFC822.HEADER":
@@ -288,7 +303,7 @@ func (c *conn) fetch(uids store.UIDSet, req *fetchReq) error {
 	setSeen := false
 	for _, it := range req.items {
 		switch it.kind {
-		case fEnvelope, fBody, fBodyStructure:
+		case fEnvelope, fBody, fBodyStructure, fPreview:
 			needParsed = true
 		case fSection, fBinary, fBinarySize:
 			if len(it.sec.part) > 0 || it.sec.spec != "" || it.kind != fSection {
@@ -474,6 +489,17 @@ func (c *conn) fetchOne(seq uint32, m *store.Message, req *fetchReq, flagsChange
 		case fEnvelope:
 			b = append(b, "ENVELOPE "...)
 			b = c.appendEnvelope(b, m)
+		case fPreview:
+			// The text made at delivery (mailparse: at most 200
+			// characters of the first text part, white space folded;
+			// "" for a message without text). Non-ASCII text goes as a
+			// literal unless UTF-8 is enabled.
+			b = append(b, "PREVIEW "...)
+			if m.Parsed == nil {
+				b = imapwire.AppendNil(b)
+			} else {
+				b = imapwire.AppendString(b, m.Parsed.Preview, c.utf8)
+			}
 		case fBody:
 			b = append(b, "BODY "...)
 			b = c.appendStructure(b, m, false)

@@ -99,6 +99,15 @@ func (d *decoder) stringAhead() bool {
 	return false
 }
 
+// ahead reports whether the next bytes are s, without consuming them.
+func (d *decoder) ahead(s string) bool {
+	if d.err != nil {
+		return false
+	}
+	b, err := d.br.Peek(len(s))
+	return err == nil && string(b) == s
+}
+
 func (d *decoder) readByte() byte {
 	if d.err != nil {
 		return 0
