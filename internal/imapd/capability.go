@@ -51,7 +51,7 @@ var capabilityList = []struct {
 	{"QRESYNC", capAlways},            // RFC 7162 §3.2
 	{"MULTIAPPEND", capAlways},        // RFC 3502
 	{"QUOTA", capAlways},              // RFC 9208 (quota.go)
-	{"QUOTA=RES-STORAGE", capAlways},  // RFC 9208 §5.1
+	{"QUOTA=RES-STORAGE", capAlways},  // RFC 9208
 	{"PREVIEW", capAlways},            // RFC 8970 (fetch.go)
 }
 

@@ -159,7 +159,7 @@ func (d *decoder) fetchAtt(macros bool) []fetchItem {
 	case "MODSEQ":
 		return one(fModSeq)
 	case "PREVIEW":
-		// RFC 8970 §5: an optional modifier list. LAZY lets a server
+		// RFC 8970: an optional modifier list. LAZY lets a server
 		// answer NIL for a preview it has not made yet; ours is made at
 		// delivery, so it is always sent.
 		if d.ahead(" (") {

@@ -18,7 +18,7 @@ import (
 // quotaRoot is the name of an account's only quota root.
 const quotaRoot = ""
 
-// kib rounds n octets up to units of 1024 octets (RFC 9208 §5: STORAGE
+// kib rounds n octets up to units of 1024 octets (RFC 9208: STORAGE
 // is counted in those), so that a little usage never shows as none.
 func kib(n int64) int64 { return (n + 1023) / 1024 }
 
@@ -34,7 +34,7 @@ func appendQuota(b []byte, a store.Account) []byte {
 	return append(b, ')')
 }
 
-// cmdGetQuotaRoot: RFC 9208 §4.3.
+// cmdGetQuotaRoot: RFC 9208 GETQUOTAROOT.
 func cmdGetQuotaRoot(c *conn, cmd *command) error {
 	d := cmd.d
 	d.sp()
@@ -66,7 +66,7 @@ func cmdGetQuotaRoot(c *conn, cmd *command) error {
 	return c.ok(cmd, "", "GETQUOTAROOT completed")
 }
 
-// cmdGetQuota: RFC 9208 §4.2.
+// cmdGetQuota: RFC 9208 GETQUOTA.
 func cmdGetQuota(c *conn, cmd *command) error {
 	d := cmd.d
 	d.sp()
@@ -86,7 +86,7 @@ func cmdGetQuota(c *conn, cmd *command) error {
 	return c.ok(cmd, "", "GETQUOTA completed")
 }
 
-// cmdSetQuota: RFC 9208 §4.1. The arguments are checked, then refused:
+// cmdSetQuota: RFC 9208 SETQUOTA. The arguments are checked, then refused:
 // limits are the administrator's ("skrytka user quota").
 func cmdSetQuota(c *conn, cmd *command) error {
 	d := cmd.d
@@ -104,7 +104,7 @@ func cmdSetQuota(c *conn, cmd *command) error {
 	return no("NOPERM", "quota limits are set by the administrator")
 }
 
-// deletedStorage is the STATUS DELETED-STORAGE item (RFC 9208 §4.4): the
+// deletedStorage is the STATUS DELETED-STORAGE item (RFC 9208): the
 // octets that expunging the mailbox's \Deleted messages would free.
 func (c *conn) deletedStorage(mb store.Mailbox) (int64, error) {
 	if mb.Deleted == 0 {
