@@ -53,6 +53,7 @@ var capabilityList = []struct {
 	{"QUOTA", capAlways},              // RFC 9208 (quota.go)
 	{"QUOTA=RES-STORAGE", capAlways},  // RFC 9208
 	{"PREVIEW", capAlways},            // RFC 8970 (fetch.go)
+	{"SORT", capAlways},               // RFC 5256 (sort.go)
 }
 
 // appendCaps appends the space-separated capability list for this

@@ -301,6 +301,8 @@ func init() {
 		"UID COPY":     {cmdCopy, stateSelected},
 		"UID MOVE":     {cmdCopy, stateSelected},
 		"UID SEARCH":   {cmdSearch, stateSelected},
+		"SORT":         {cmdSort, stateSelected},
+		"UID SORT":     {cmdSort, stateSelected},
 		"UID EXPUNGE":  {cmdExpunge, stateSelected},
 	}
 }

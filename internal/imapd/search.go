@@ -79,19 +79,10 @@ func cmdSearch(c *conn, cmd *command) error {
 		}
 		first = ""
 	}
-	prog := &searchProg{}
-	var keys []*searchKey
-	for d.err == nil {
-		keys = append(keys, c.searchKey(d, prog, 0, first))
-		first = ""
-		if !d.maybe(' ') {
-			break
-		}
-	}
+	prog := c.searchKeys(d, first)
 	if err := d.end(); err != nil {
 		return err
 	}
-	prog.root = &searchKey{op: "AND", kids: keys}
 	if esearch && len(ret) == 0 {
 		ret = []string{"ALL"}
 	}
@@ -174,6 +165,22 @@ func cmdSearch(c *conn, cmd *command) error {
 	c.out = b
 	c.send(b)
 	return c.ok(cmd, "", "SEARCH completed")
+}
+
+// searchKeys reads one or more search keys separated by spaces (the
+// first one's name already read when first is not ""), ANDed.
+func (c *conn) searchKeys(d *decoder, first string) *searchProg {
+	prog := &searchProg{}
+	var keys []*searchKey
+	for d.err == nil {
+		keys = append(keys, c.searchKey(d, prog, 0, first))
+		first = ""
+		if !d.maybe(' ') {
+			break
+		}
+	}
+	prog.root = &searchKey{op: "AND", kids: keys}
+	return prog
 }
 
 // searchKey parses one search-key.
