@@ -191,8 +191,8 @@ func asciiLower(s string) string {
 	return s
 }
 
-// baseSubject extracts the base subject of a raw Subject value (RFC 5256
-// §2.1): encoded-words decoded, white space runs made one space, then
+// baseSubject extracts the base subject of a raw Subject value (RFC 5256,
+// "Base Subject"): encoded-words decoded, white space runs made one space, then
 // trailing "(fwd)", leading "Re:", "Fw:", "Fwd:" (each possibly after
 // and with [blob]s), a leading [blob] that is not all there is, and a
 // "[fwd: ...]" wrapper removed, repeatedly, until none is left.
