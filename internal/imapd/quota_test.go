@@ -91,12 +91,7 @@ func TestQuota(t *testing.T) {
 	}
 
 	// A real client: Python's imaplib.
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
-	host, port, _ := net.SplitHostPort(ts.addr)
-	script := `
+	runImaplib(t, ts, "imaplib quota ok", `
 import imaplib, sys
 m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
 m.login(sys.argv[3], sys.argv[4])
@@ -111,9 +106,21 @@ typ, data = m.setquota('""', "(STORAGE 1)")
 assert typ == "NO" and b"[NOPERM]" in data[0], (typ, data)
 m.logout()
 print("imaplib quota ok")
-`
+`)
+}
+
+// runImaplib runs a Python script against ts with host, port, user and
+// password as its arguments; it must exit 0 and print ok. The test is
+// skipped without python3 (CI installs it).
+func runImaplib(t *testing.T, ts *testServer, ok, script string) {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	host, port, _ := net.SplitHostPort(ts.addr)
 	out, err := exec.Command(py, "-c", script, host, port, testUser, testPass).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "imaplib quota ok") {
+	if err != nil || !strings.Contains(string(out), ok) {
 		t.Fatalf("imaplib: %v\n%s", err, out)
 	}
 }

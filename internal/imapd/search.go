@@ -70,12 +70,8 @@ func cmdSearch(c *conn, cmd *command) error {
 	}
 	if first == "CHARSET" {
 		d.sp()
-		cs := strings.ToUpper(d.astring())
-		d.sp()
-		if d.err == nil && cs != "UTF-8" && cs != "US-ASCII" {
-			d.discardLine()
-			d.atLineEnd = true
-			return no("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
+		if err := d.searchCharset(); err != nil {
+			return err
 		}
 		first = ""
 	}
@@ -165,6 +161,20 @@ func cmdSearch(c *conn, cmd *command) error {
 	c.out = b
 	c.send(b)
 	return c.ok(cmd, "", "SEARCH completed")
+}
+
+// searchCharset reads the charset of a SEARCH or SORT and the space
+// after it. For one we do not support it ends the command and returns
+// NO [BADCHARSET].
+func (d *decoder) searchCharset() error {
+	cs := strings.ToUpper(d.astring())
+	d.sp()
+	if d.err == nil && cs != "UTF-8" && cs != "US-ASCII" {
+		d.discardLine()
+		d.atLineEnd = true
+		return no("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
+	}
+	return nil
 }
 
 // searchKeys reads one or more search keys separated by spaces (the

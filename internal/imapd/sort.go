@@ -65,12 +65,8 @@ func cmdSort(c *conn, cmd *command) error {
 		}
 	})
 	d.sp()
-	cs := strings.ToUpper(d.astring())
-	d.sp()
-	if d.err == nil && cs != "UTF-8" && cs != "US-ASCII" {
-		d.discardLine()
-		d.atLineEnd = true
-		return no("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
+	if err := d.searchCharset(); err != nil {
+		return err
 	}
 	prog := c.searchKeys(d, "")
 	if err := d.end(); err != nil {

@@ -2,8 +2,6 @@ package imapd
 
 import (
 	"fmt"
-	"net"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -115,12 +113,7 @@ func TestSort(t *testing.T) {
 	}
 	rc.ok("N NOOP") // the session survives all of the above
 
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
-	host, port, _ := net.SplitHostPort(ts.addr)
-	script := `
+	runImaplib(t, ts, "imaplib sort ok", `
 import imaplib, sys
 m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
 m.login(sys.argv[3], sys.argv[4])
@@ -131,9 +124,5 @@ typ, data = m.uid("SORT", "(SUBJECT)", "UTF-8", "FROM", "alice")
 assert typ == "OK" and data == [b"3 5"], (typ, data)
 m.logout()
 print("imaplib sort ok")
-`
-	out, err := exec.Command(py, "-c", script, host, port, testUser, testPass).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "imaplib sort ok") {
-		t.Fatalf("imaplib: %v\n%s", err, out)
-	}
+`)
 }
