@@ -46,7 +46,8 @@ func Expect(gen *corpus.Generator, n int) Expected {
 
 // BigMailbox runs workload 5 on a mailbox of p.Count messages: warm SELECT,
 // UID FETCH 1:* (FLAGS), FETCH 1:* (ENVELOPE), SEARCH FROM, SEARCH BODY for
-// a rare and a common word, and a CONDSTORE resync (SELECT (CONDSTORE) then
+// a rare and a common word, SORT by subject and by arrival (when offered),
+// and a CONDSTORE resync (SELECT (CONDSTORE) then
 // UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)) after another session changed
 // flags on 100 messages. Each answer is checked: counts against Count,
 // search results against what the generator planted, and the rare-word hits
@@ -144,6 +145,29 @@ func BigMailbox(ctx context.Context, t *Target, p BigParams, exp Expected) (*Res
 	}
 	res.Checked = 2*p.Count + exp.From + len(exp.Rare) + exp.Common
 
+	// SORT of the whole mailbox (RFC 5256), when offered: by subject
+	// (reads every message's subject) and by arrival, newest first.
+	if c.Caps().Has(imap.CapSort) {
+		for _, s := range []struct {
+			label string
+			crit  imapclient.SortCriterion
+		}{
+			{"SORT SUBJECT", imapclient.SortCriterion{Key: imapclient.SortKeySubject}},
+			{"SORT REVERSE ARRIVAL", imapclient.SortCriterion{Key: imapclient.SortKeyArrival, Reverse: true}},
+		} {
+			t0 := time.Now()
+			nums, err := c.Sort(&imapclient.SortOptions{SearchCriteria: &imap.SearchCriteria{}, SortCriteria: []imapclient.SortCriterion{s.crit}}).Wait()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s.label, err)
+			}
+			res.add(s.label+" ms", ms(time.Since(t0)), false)
+			if err := checkPermutation(s.label, nums, p.Count); err != nil {
+				return nil, err
+			}
+			res.Checked += p.Count
+		}
+	}
+
 	// CONDSTORE resync after 100 flag changes made by another session.
 	if !c.Caps().Has(imap.CapCondStore) {
 		res.Note = "no CONDSTORE: resync not measured"
@@ -156,6 +180,21 @@ func BigMailbox(ctx context.Context, t *Target, p BigParams, exp Expected) (*Res
 	res.add("CONDSTORE resync ms", ms(d), false)
 	res.Checked += 100
 	return res, nil
+}
+
+// checkPermutation checks that nums holds each of 1..n once.
+func checkPermutation(label string, nums []uint32, n int) error {
+	if len(nums) != n {
+		return checkf("%s returned %d numbers, want %d", label, len(nums), n)
+	}
+	seen := make([]bool, n+1)
+	for _, x := range nums {
+		if x == 0 || int(x) > n || seen[x] {
+			return checkf("%s returned %d twice or out of range", label, x)
+		}
+		seen[x] = true
+	}
+	return nil
 }
 
 func checkRareHits(c *imapclient.Client, seqs []uint32, want []int, seed uint64) error {
