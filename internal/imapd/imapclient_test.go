@@ -1,11 +1,16 @@
 package imapd
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/skrytka/skrytka/internal/store"
 )
 
 func dialClient(t *testing.T, ts *testServer, opts *imapclient.Options) *imapclient.Client {
@@ -146,5 +151,45 @@ func TestGoIMAPClientIdle(t *testing.T) {
 	}
 	if !c.Caps().Has(imap.CapIdle) {
 		t.Fatal("IDLE not advertised")
+	}
+}
+
+// TestGoIMAPClientSortQuota: go-imap's client reads our SORT, UID SORT,
+// GETQUOTAROOT and GETQUOTA answers and the capabilities that announce
+// them.
+func TestGoIMAPClientSortQuota(t *testing.T) {
+	ts := newTestServer(t)
+	for i, subj := range []string{"Re: beta", "alpha", "[x] Gamma"} {
+		ts.appendMsg(t, "INBOX", "Subject: "+subj+"\r\n\r\n"+strings.Repeat("z", 100*(3-i))+"\r\n", store.Flags{})
+	}
+	if err := ts.st.SetQuota(context.Background(), ts.acct.ID, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	c := dialClient(t, ts, nil)
+	caps := c.Caps()
+	if !caps.Has(imap.CapSort) || !caps.Has(imap.CapQuota) || !slices.Contains(caps.QuotaResourceTypes(), imap.QuotaResourceStorage) {
+		t.Fatalf("caps %v", caps)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	nums, err := c.Sort(&imapclient.SortOptions{SearchCriteria: &imap.SearchCriteria{},
+		SortCriteria: []imapclient.SortCriterion{{Key: imapclient.SortKeySubject}}}).Wait()
+	if err != nil || !slices.Equal(nums, []uint32{2, 1, 3}) {
+		t.Fatalf("SORT (SUBJECT) = %v, %v", nums, err)
+	}
+	nums, err = c.UIDSort(&imapclient.SortOptions{SearchCriteria: &imap.SearchCriteria{},
+		SortCriteria: []imapclient.SortCriterion{{Key: imapclient.SortKeySize, Reverse: true}}}).Wait()
+	if err != nil || !slices.Equal(nums, []uint32{1, 2, 3}) {
+		t.Fatalf("UID SORT (REVERSE SIZE) = %v, %v", nums, err)
+	}
+	qs, err := c.GetQuotaRoot("INBOX").Wait()
+	if err != nil || len(qs) != 1 || qs[0].Root != "" || qs[0].Resources[imap.QuotaResourceStorage].Limit != 1024 ||
+		qs[0].Resources[imap.QuotaResourceStorage].Usage < 1 {
+		t.Fatalf("GETQUOTAROOT = %+v, %v", qs, err)
+	}
+	q, err := c.GetQuota("").Wait()
+	if err != nil || q.Resources[imap.QuotaResourceStorage] != qs[0].Resources[imap.QuotaResourceStorage] {
+		t.Fatalf("GETQUOTA = %+v, %v", q, err)
 	}
 }
