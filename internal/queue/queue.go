@@ -234,7 +234,8 @@ func (q *Queue) Run(ctx context.Context) {
 }
 
 // List returns every entry, oldest first. It holds entryMu so that no
-// entry shows twice, old and replacement, in one list.
+// entry shows twice, old and replacement, in one list (unless a crash
+// left both, see above).
 func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	q.entryMu.Lock()
 	defer q.entryMu.Unlock()
