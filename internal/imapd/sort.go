@@ -125,7 +125,7 @@ func (c *conn) sortRecs(uids []store.UID, keys []sortKey) ([]sortRec, error) {
 				if !p.Date.IsZero() {
 					r.date = p.Date
 				}
-				r.subject = strings.ToLower(baseSubject(p.Envelope.Subject))
+				r.subject = asciiLower(baseSubject(p.Envelope.Subject))
 				r.from = firstMailbox(p.Envelope.From)
 				r.to = firstMailbox(p.Envelope.To)
 				r.cc = firstMailbox(p.Envelope.Cc)

@@ -4,7 +4,23 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/skrytka/skrytka/internal/store"
 )
+
+// TestSortCollation: i;ascii-casemap folds ASCII letters only, so "É"
+// and "é" stay different (UTF-8 order: É before é) while "b" and "B" tie.
+func TestSortCollation(t *testing.T) {
+	ts := newTestServer(t)
+	for _, subj := range []string{"=?utf-8?q?=C3=A9clair?=", "b", "=?utf-8?q?=C3=89clair?=", "B", "a"} {
+		ts.appendMsg(t, "INBOX", "Subject: "+subj+"\r\n\r\nx\r\n", store.Flags{})
+	}
+	rc := ts.login(t)
+	rc.ok("S SELECT INBOX")
+	if u := rc.ok("T SORT (SUBJECT) UTF-8 ALL"); len(u) != 1 || u[0] != "* SORT 5 2 4 3 1" {
+		t.Fatalf("SORT (SUBJECT): %q, want a, b, B, É, é", u)
+	}
+}
 
 func TestBaseSubject(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
