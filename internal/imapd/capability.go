@@ -54,6 +54,7 @@ var capabilityList = []struct {
 	{"QUOTA=RES-STORAGE", capAlways},  // RFC 9208
 	{"PREVIEW", capAlways},            // RFC 8970 (fetch.go)
 	{"SORT", capAlways},               // RFC 5256 (sort.go)
+	{"SORT=DISPLAY", capAlways},       // RFC 5957
 }
 
 // appendCaps appends the space-separated capability list for this

@@ -11,7 +11,8 @@ import (
 )
 
 // SORT (RFC 5256): the messages a search program matches, ordered by
-// ARRIVAL, CC, DATE, FROM, SIZE, SUBJECT or TO, each optionally REVERSE;
+// ARRIVAL, CC, DATE, FROM, SIZE, SUBJECT or TO, or by DISPLAYFROM and
+// DISPLAYTO (SORT=DISPLAY, RFC 5957), each optionally REVERSE;
 // ties keep mailbox order. Strings compare under i;ascii-casemap, the
 // RFC's default collation. Webmail clients (Roundcube among them) sort
 // on the server when SORT is offered instead of fetching every
@@ -31,6 +32,10 @@ type sortRec struct {
 	subject  string
 	from, to string
 	cc       string
+	// displayFrom and displayTo: the first address's decoded display
+	// name, or its addr-spec when it has none (RFC 5957).
+	displayFrom string
+	displayTo   string
 }
 
 // cmdSort: RFC 5256 SORT and UID SORT.
@@ -49,7 +54,7 @@ func cmdSort(c *conn, cmd *command) error {
 					d.fail("REVERSE twice")
 				}
 				reverse = true
-			case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO":
+			case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO":
 				keys = append(keys, sortKey{name, reverse})
 				reverse = false
 			default:
@@ -112,7 +117,7 @@ func (c *conn) sortRecs(uids []store.UID, keys []sortKey) ([]sortRec, error) {
 	needParsed := false
 	for _, k := range keys {
 		switch k.name {
-		case "CC", "DATE", "FROM", "SUBJECT", "TO":
+		case "CC", "DATE", "FROM", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO":
 			needParsed = true
 		}
 	}
@@ -129,6 +134,8 @@ func (c *conn) sortRecs(uids []store.UID, keys []sortKey) ([]sortRec, error) {
 				r.from = firstMailbox(p.Envelope.From)
 				r.to = firstMailbox(p.Envelope.To)
 				r.cc = firstMailbox(p.Envelope.Cc)
+				r.displayFrom = firstDisplay(p.Envelope.From)
+				r.displayTo = firstDisplay(p.Envelope.To)
 			}
 			recs = append(recs, r)
 			return nil
@@ -156,6 +163,10 @@ func compareBy(key string, a, b *sortRec) int {
 		return strings.Compare(a.to, b.to)
 	case "CC":
 		return strings.Compare(a.cc, b.cc)
+	case "DISPLAYFROM":
+		return strings.Compare(a.displayFrom, b.displayFrom)
+	case "DISPLAYTO":
+		return strings.Compare(a.displayTo, b.displayTo)
 	}
 	return 0
 }
@@ -168,6 +179,22 @@ func firstMailbox(l []mailparse.Address) string {
 			continue
 		}
 		return asciiLower(a.Mailbox)
+	}
+	return ""
+}
+
+// firstDisplay is the decoded display name of the first address of l,
+// or its addr-spec when it has none, ASCII lower-cased; "" when l has no
+// address.
+func firstDisplay(l []mailparse.Address) string {
+	for _, a := range l {
+		if a.GroupStart || a.GroupEnd {
+			continue
+		}
+		if name := strings.TrimSpace(mailparse.DecodeHeaderValue(a.Name)); name != "" {
+			return asciiLower(name)
+		}
+		return asciiLower(a.Mailbox + "@" + a.Host)
 	}
 	return ""
 }

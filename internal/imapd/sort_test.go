@@ -22,6 +22,36 @@ func TestSortCollation(t *testing.T) {
 	}
 }
 
+// TestSortDisplay: DISPLAYFROM and DISPLAYTO (RFC 5957) sort by the
+// first address's decoded display name, or its addr-spec without one;
+// FROM sorts by the local part.
+func TestSortDisplay(t *testing.T) {
+	ts := newTestServer(t)
+	for _, h := range []string{
+		"From: \"Zoe Adams\" <adams@x.org>\r\nTo: Carl <c@x.org>\r\n",
+		"From: bert@x.org\r\nTo: a@x.org\r\n",
+		"From: =?utf-8?q?Anna_B?= <zz@x.org>\r\n",
+		"Subject: no addresses\r\n",
+	} {
+		ts.appendMsg(t, "INBOX", h+"\r\nx\r\n", store.Flags{})
+	}
+	rc := ts.login(t)
+	if caps := rc.ok("C CAPABILITY"); !strings.Contains(caps[0], " SORT=DISPLAY") {
+		t.Fatalf("SORT=DISPLAY not advertised: %q", caps)
+	}
+	rc.ok("S SELECT INBOX")
+	for _, c := range []struct{ cmd, want string }{
+		{"SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 4 3 2 1"},
+		{"SORT (FROM) UTF-8 ALL", "* SORT 4 1 2 3"},
+		{"SORT (DISPLAYTO) UTF-8 ALL", "* SORT 3 4 2 1"},
+		{"SORT (REVERSE DISPLAYFROM) UTF-8 ALL", "* SORT 1 2 3 4"},
+	} {
+		if u := rc.ok("T " + c.cmd); len(u) != 1 || u[0] != c.want {
+			t.Errorf("%s: %q, want %q", c.cmd, u, c.want)
+		}
+	}
+}
+
 func TestBaseSubject(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"hello", "hello"},
