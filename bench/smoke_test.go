@@ -5,7 +5,6 @@
 package bench_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,30 +37,12 @@ type server struct {
 	bin, config, dir string
 	ports            map[string]int
 	cmd              *exec.Cmd
-	log              *syncBuffer
+	log              *testharness.SyncBuffer
 }
 
-// syncBuffer collects the server's output; the process writes while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (b *syncBuffer) started() bool {
-	return strings.Contains(b.String(), "skrytka started")
+// started reports whether the server's log says it has started.
+func started(log *testharness.SyncBuffer) bool {
+	return strings.Contains(log.String(), "skrytka started")
 }
 
 func TestSmoke(t *testing.T) {
@@ -296,7 +276,7 @@ func (s *server) run(t *testing.T, args ...string) {
 
 func (s *server) start(t *testing.T) {
 	t.Helper()
-	s.log = new(syncBuffer)
+	s.log = new(testharness.SyncBuffer)
 	s.cmd = exec.Command(s.bin, "serve", "-config", s.config)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
@@ -313,7 +293,7 @@ func (s *server) start(t *testing.T) {
 				return
 			}
 		}
-		if s.log.started() {
+		if started(s.log) {
 			time.Sleep(300 * time.Millisecond)
 			return
 		}

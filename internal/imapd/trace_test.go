@@ -1,33 +1,16 @@
 package imapd
 
 import (
-	"bytes"
 	"encoding/base64"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/skrytka/skrytka/internal/testharness"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestTraceRedacts(t *testing.T) {
-	var logs lockedBuffer
+	var logs testharness.SyncBuffer
 	ts := newTestServer(t, func(o *Options) {
 		o.Trace = true
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
