@@ -159,14 +159,7 @@ func TestOwnChangesNotReadBack(t *testing.T) {
 // EXPUNGE during the FETCH, and streams the others byte for byte.
 func TestFetchBodiesOfExpunged(t *testing.T) {
 	ts := newTestServer(t)
-	ts.appendMsg(t, "INBOX", "Subject: one\r\n\r\none\r\n", storeFlags())
-	ts.appendMsg(t, "INBOX", "Subject: two\r\n\r\ntwo\r\n", storeFlags())
-	a := ts.login(t)
-	b := ts.login(t)
-	a.ok("a1 SELECT INBOX")
-	b.ok("b1 SELECT INBOX")
-	b.ok(`b2 STORE 1 +FLAGS.SILENT (\Deleted)`)
-	b.ok("b3 EXPUNGE")
+	a, _ := expungedByOther(t, ts, "Subject: one\r\n\r\none\r\n", "Subject: two\r\n\r\ntwo\r\n")
 	u := a.ok("a2 FETCH 1:2 (UID BODY.PEEK[])")
 	want := "* 2 FETCH (UID 2 BODY[] {21}\r\nSubject: two\r\n\r\ntwo\r\n)"
 	if len(u) != 1 || u[0] != want {

@@ -80,16 +80,24 @@ func TestIdleLiveUpdates(t *testing.T) {
 	}
 }
 
-func TestNoExpungeDuringStoreSearch(t *testing.T) {
-	ts := newTestServer(t)
-	ts.appendMsg(t, "INBOX", "Subject: 1\r\n\r\n1\r\n", storeFlags())
-	ts.appendMsg(t, "INBOX", "Subject: 2\r\n\r\n2\r\n", storeFlags())
-	a := ts.login(t)
-	b := ts.login(t)
+// expungedByOther puts two messages into INBOX, selects it in two
+// sessions and has b expunge message 1; a has not been told yet.
+func expungedByOther(t *testing.T, ts *testServer, first, second string) (a, b *rawClient) {
+	t.Helper()
+	ts.appendMsg(t, "INBOX", first, storeFlags())
+	ts.appendMsg(t, "INBOX", second, storeFlags())
+	a = ts.login(t)
+	b = ts.login(t)
 	a.ok("a1 SELECT INBOX")
 	b.ok("b1 SELECT INBOX")
 	b.ok(`b2 STORE 1 +FLAGS.SILENT (\Deleted)`)
 	b.ok("b3 EXPUNGE")
+	return a, b
+}
+
+func TestNoExpungeDuringStoreSearch(t *testing.T) {
+	ts := newTestServer(t)
+	a, _ := expungedByOther(t, ts, "Subject: 1\r\n\r\n1\r\n", "Subject: 2\r\n\r\n2\r\n")
 	time.Sleep(50 * time.Millisecond)
 	u := a.ok(`a2 STORE 2 +FLAGS (\Seen)`)
 	if hasPrefix(u, "* 1 EXPUNGE") {
